@@ -1,0 +1,373 @@
+//! The typed settings tree: one struct per TOML section, with built-in defaults.
+
+use std::path::{Path, PathBuf};
+
+use figment::value::magic::RelativePathBuf;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::secret::{DatabaseUrl, Secret};
+
+/// The LLM backends `llm.chain` may name.
+pub const KNOWN_BACKENDS: [&str; 4] = ["gemini", "openai", "local", "extractive"];
+
+/// The backend that is always available and always ends the chain.
+pub const EXTRACTIVE: &str = "extractive";
+
+/// The complete, validated supportbot configuration.
+///
+/// Obtained from [`crate::load`]; every path in it is absolute.
+/// `Debug`, `Serialize` and [`Settings::to_redacted_toml`] never show secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[store]`: where the knowledge index lives.
+    pub store: StoreSettings,
+    /// `[embedding]`: the local embedding model.
+    pub embedding: EmbeddingSettings,
+    /// `[[sources]]`: document sources to ingest.
+    pub sources: Vec<SourceSettings>,
+    /// `[ingest]`: chunking and file limits.
+    pub ingest: IngestSettings,
+    /// `[search]`: hybrid retrieval parameters.
+    pub search: SearchSettings,
+    /// `[llm]`: answer generation backends.
+    pub llm: LlmSettings,
+    /// `[gemini]`: Google Gemini backend.
+    pub gemini: GeminiSettings,
+    /// `[openai]`: any OpenAI-compatible chat-completions endpoint.
+    pub openai: OpenAiSettings,
+    /// `[local]`: in-process GGUF model.
+    pub local: LocalSettings,
+    /// `[telegram]`: Telegram bot front-end.
+    pub telegram: TelegramSettings,
+    /// `[discord]`: Discord bot front-end.
+    pub discord: DiscordSettings,
+    /// `[review]`: the human review queue.
+    pub review: ReviewSettings,
+    /// `[web]`: the HTTP server (web chat, webhooks, metrics).
+    pub web: WebSettings,
+}
+
+/// `[store]`: the knowledge index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Directory of the embedded index (default `.supportbot/index`, relative to the working directory).
+    #[serde(deserialize_with = "relative_path")]
+    pub path: PathBuf,
+    /// URL of an external Qdrant server; when unset the embedded store at `path` is used.
+    pub qdrant_url: Option<String>,
+    /// Collection name (default `supportbot`).
+    pub collection: String,
+    /// API key for the external Qdrant server.
+    pub api_key: Option<Secret>,
+}
+
+/// `[embedding]`: the local sentence-embedding model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    /// Directory with the ONNX model and tokenizer (default `<data_dir>/models/all-MiniLM-L6-v2`).
+    #[serde(deserialize_with = "relative_path")]
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library (default `<data_dir>/onnxruntime/libonnxruntime.so.1.31.1`).
+    #[serde(deserialize_with = "relative_path")]
+    pub onnxruntime_path: PathBuf,
+    /// Identifier of the model, recorded in the index so a model change forces a re-index.
+    pub model_id: String,
+    /// Texts embedded per batch (default 16).
+    pub batch_size: usize,
+    /// Inference threads (default 2).
+    pub threads: usize,
+    /// Maximum tokens per embedded text; longer texts are truncated (default 256).
+    pub max_tokens: usize,
+}
+
+/// One `[[sources]]` entry: a set of documents to ingest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Unique, non-empty name of the source.
+    pub name: String,
+    /// File or directory to ingest.
+    #[serde(deserialize_with = "relative_path")]
+    pub path: PathBuf,
+    /// Public URL the documents are published at, used for citations.
+    pub url: Option<String>,
+    /// Tags attached to every chunk of this source (default none).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `[ingest]`: chunking and file limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Target chunk size in tokens (default 200).
+    pub chunk_tokens: usize,
+    /// Files larger than this many bytes are skipped (default 20 000 000).
+    pub max_file_bytes: u64,
+}
+
+/// `[search]`: hybrid (dense + BM25) retrieval with reciprocal rank fusion.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    /// Number of passages returned (default 5).
+    pub limit: usize,
+    /// Candidates fetched from each retriever before fusion (default 40).
+    pub candidates: usize,
+    /// The `k` constant of reciprocal rank fusion (default 60).
+    pub rrf_k: f32,
+    /// Weight of the dense (embedding) ranking (default 1.0).
+    pub dense_weight: f32,
+    /// Weight of the BM25 ranking (default 1.0).
+    pub bm25_weight: f32,
+    /// Dense weight for CJK queries, where the English embedding model is weak (default 0.25).
+    pub cjk_dense_weight: f32,
+    /// BM25 weight for CJK queries (default 1.0).
+    pub cjk_bm25_weight: f32,
+}
+
+/// `[llm]`: answer generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    /// Backends tried in order; unset means derived (see [`Settings::effective_chain`]).
+    pub chain: Option<Vec<String>>,
+    /// Per-request timeout in seconds (default 30).
+    pub timeout_secs: u64,
+}
+
+/// `[gemini]`: Google Gemini API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiSettings {
+    /// API key; setting it enables the backend in the derived chain.
+    pub api_key: Option<Secret>,
+    /// API base URL (default `https://generativelanguage.googleapis.com`).
+    pub base_url: String,
+    /// Model name (default `gemini-3.5-flash-lite`).
+    pub model: String,
+}
+
+/// `[openai]`: an OpenAI-compatible endpoint (OpenAI, Ollama, llama.cpp server, vLLM...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSettings {
+    /// Base URL, e.g. `http://localhost:11434/v1`; setting it enables the backend in the derived chain.
+    pub base_url: Option<String>,
+    /// API key, sent as a bearer token when set.
+    pub api_key: Option<Secret>,
+    /// Model name (default `default`).
+    pub model: String,
+}
+
+/// `[local]`: in-process model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSettings {
+    /// GGUF model file (default `<data_dir>/models/SmolLM2-135M-Instruct.Q4_1.gguf`).
+    #[serde(deserialize_with = "relative_path")]
+    pub model_path: PathBuf,
+}
+
+/// `[telegram]`: Telegram bot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    /// Bot token from @BotFather; the bot is disabled when unset.
+    pub token: Option<Secret>,
+    /// Bot API base URL (default `https://api.telegram.org`).
+    pub api_url: String,
+    /// Public URL for webhook delivery; long polling is used when unset.
+    pub webhook_url: Option<String>,
+    /// Secret Telegram echoes in `X-Telegram-Bot-Api-Secret-Token` on webhook calls.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// `[discord]`: Discord bot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// Bot token; the bot is disabled when unset.
+    pub token: Option<Secret>,
+    /// API base URL (default `https://discord.com`).
+    pub api_url: String,
+    /// Application id, used to register slash commands.
+    pub application_id: Option<u64>,
+}
+
+/// `[review]`: the human review queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSettings {
+    /// Database URL (default `sqlite://.supportbot/review.sqlite`); a password in it is redacted.
+    pub database_url: DatabaseUrl,
+    /// Salt for hashing user ids before they are stored.
+    pub user_salt: Option<Secret>,
+}
+
+/// `[web]`: the HTTP server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// Socket address to listen on (default `127.0.0.1:8080`).
+    pub listen: String,
+    /// Bearer token required by `/metrics`; metrics are not served when unset.
+    pub metrics_token: Option<Secret>,
+}
+
+/// Deserialises a path; when it came from a file, a relative path is resolved
+/// against that file's directory. Other relative paths are left relative here
+/// and resolved against the working directory by the loader.
+fn relative_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+    RelativePathBuf::deserialize(deserializer).map(|p| p.relative())
+}
+
+impl Settings {
+    /// The built-in defaults, with relative default paths resolved against
+    /// `cwd` and model assets located under `data_dir`.
+    pub fn defaults(cwd: &Path, data_dir: &Path) -> Settings {
+        let data_dir = cwd.join(data_dir);
+        Settings {
+            store: StoreSettings {
+                path: cwd.join(".supportbot/index"),
+                qdrant_url: None,
+                collection: "supportbot".into(),
+                api_key: None,
+            },
+            embedding: EmbeddingSettings {
+                model_dir: data_dir.join("models/all-MiniLM-L6-v2"),
+                onnxruntime_path: data_dir.join("onnxruntime/libonnxruntime.so.1.31.1"),
+                model_id: "sentence-transformers/all-MiniLM-L6-v2@int8".into(),
+                batch_size: 16,
+                threads: 2,
+                max_tokens: 256,
+            },
+            sources: Vec::new(),
+            ingest: IngestSettings { chunk_tokens: 200, max_file_bytes: 20_000_000 },
+            search: SearchSettings {
+                limit: 5,
+                candidates: 40,
+                rrf_k: 60.0,
+                dense_weight: 1.0,
+                bm25_weight: 1.0,
+                cjk_dense_weight: 0.25,
+                cjk_bm25_weight: 1.0,
+            },
+            llm: LlmSettings { chain: None, timeout_secs: 30 },
+            gemini: GeminiSettings {
+                api_key: None,
+                base_url: "https://generativelanguage.googleapis.com".into(),
+                model: "gemini-3.5-flash-lite".into(),
+            },
+            openai: OpenAiSettings { base_url: None, api_key: None, model: "default".into() },
+            local: LocalSettings { model_path: data_dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf") },
+            telegram: TelegramSettings {
+                token: None,
+                api_url: "https://api.telegram.org".into(),
+                webhook_url: None,
+                webhook_secret: None,
+            },
+            discord: DiscordSettings { token: None, api_url: "https://discord.com".into(), application_id: None },
+            review: ReviewSettings {
+                database_url: DatabaseUrl::new("sqlite://.supportbot/review.sqlite"),
+                user_salt: None,
+            },
+            web: WebSettings { listen: "127.0.0.1:8080".into(), metrics_token: None },
+        }
+    }
+
+    /// The LLM backends to try, in order; always ends with `"extractive"`.
+    ///
+    /// If `llm.chain` is set it is used as given, with `"extractive"` appended
+    /// when missing. Otherwise the chain is derived: `"gemini"` if
+    /// `gemini.api_key` is set, then `"openai"` if `openai.base_url` is set,
+    /// then `"extractive"`.
+    pub fn effective_chain(&self) -> Vec<String> {
+        let mut chain = match &self.llm.chain {
+            Some(chain) => chain.clone(),
+            None => {
+                let mut derived = Vec::new();
+                if self.gemini.api_key.is_some() {
+                    derived.push("gemini".to_owned());
+                }
+                if self.openai.base_url.is_some() {
+                    derived.push("openai".to_owned());
+                }
+                derived
+            }
+        };
+        if !chain.iter().any(|b| b == EXTRACTIVE) {
+            chain.push(EXTRACTIVE.to_owned());
+        }
+        chain
+    }
+
+    /// The effective configuration as TOML, for `supportbot config check`.
+    ///
+    /// Secrets that are set appear as `"[redacted]"`, unset ones are absent,
+    /// and a password inside `review.database_url` is replaced by `[redacted]`.
+    pub fn to_redacted_toml(&self) -> String {
+        // Serialising plain structs of strings, numbers, paths and arrays cannot fail
+        // (paths are valid UTF-8 in practice; a non-UTF-8 one is reported inline).
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render the configuration as TOML: {e}\n"))
+    }
+
+    /// Every path in the settings, for resolving relative ones.
+    pub(crate) fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let mut paths = vec![
+            &mut self.store.path,
+            &mut self.embedding.model_dir,
+            &mut self.embedding.onnxruntime_path,
+            &mut self.local.model_path,
+        ];
+        paths.extend(self.sources.iter_mut().map(|s| &mut s.path));
+        paths
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Settings {
+        Settings::defaults(Path::new("/work"), Path::new("/data"))
+    }
+
+    #[test]
+    fn defaults_resolve_against_cwd_and_data_dir() {
+        let s = defaults();
+        assert_eq!(s.store.path, Path::new("/work/.supportbot/index"));
+        assert_eq!(s.embedding.model_dir, Path::new("/data/models/all-MiniLM-L6-v2"));
+        assert_eq!(s.embedding.onnxruntime_path, Path::new("/data/onnxruntime/libonnxruntime.so.1.31.1"));
+        assert_eq!(s.local.model_path, Path::new("/data/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        let rel = Settings::defaults(Path::new("/work"), Path::new("share"));
+        assert_eq!(rel.local.model_path, Path::new("/work/share/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    }
+
+    #[test]
+    fn effective_chain_derived() {
+        let mut s = defaults();
+        assert_eq!(s.effective_chain(), ["extractive"]);
+        s.gemini.api_key = Some(Secret::new("k"));
+        assert_eq!(s.effective_chain(), ["gemini", "extractive"]);
+        s.openai.base_url = Some("http://localhost:11434/v1".into());
+        assert_eq!(s.effective_chain(), ["gemini", "openai", "extractive"]);
+        s.gemini.api_key = None;
+        assert_eq!(s.effective_chain(), ["openai", "extractive"]);
+    }
+
+    #[test]
+    fn effective_chain_explicit() {
+        let mut s = defaults();
+        s.gemini.api_key = Some(Secret::new("k"));
+        s.llm.chain = Some(vec!["local".into()]);
+        assert_eq!(s.effective_chain(), ["local", "extractive"]);
+        s.llm.chain = Some(vec!["extractive".into(), "openai".into()]);
+        assert_eq!(s.effective_chain(), ["extractive", "openai"]);
+        s.llm.chain = Some(vec![]);
+        assert_eq!(s.effective_chain(), ["extractive"]);
+    }
+}
