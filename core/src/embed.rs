@@ -1,0 +1,180 @@
+//! The `Embedder` capability (texts → vectors) and its local implementation, `FastEmbedder`,
+//! which runs an ONNX sentence-embedding model through fastembed and ONNX Runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+
+/// Why embedding could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// A model file is missing or unreadable; the message names the file and suggests setup.
+    #[error("embedding model file {path}: {reason} (run scripts/setup, or set embedding.model_dir)")]
+    MissingFile { path: PathBuf, reason: String },
+    /// ONNX Runtime could not be loaded from the configured library path.
+    #[error("cannot load ONNX Runtime from {path}: {reason} (run scripts/setup, or set embedding.onnxruntime_path)")]
+    Runtime { path: PathBuf, reason: String },
+    /// The model failed while running.
+    #[error("embedding failed: {0}")]
+    Inference(String),
+}
+
+/// Turns texts into fixed-size vectors. Implementations are CPU- or network-bound; callers on an
+/// async runtime run `embed` on a blocking thread.
+pub trait Embedder: Send + Sync {
+    /// Embeds documents (passages) for indexing, in order.
+    fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Embeds one search query.
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let mut v = self.embed_documents(&[text.to_string()])?;
+        v.pop().ok_or_else(|| EmbedError::Inference("no vector returned".into()))
+    }
+    /// Length of every vector.
+    fn dimension(&self) -> usize;
+    /// Identifies the model (and its quantisation); stored with the index so that a different
+    /// model is detected instead of silently producing garbage scores.
+    fn model_id(&self) -> &str;
+}
+
+/// How to build a [`FastEmbedder`].
+#[derive(Debug, Clone)]
+pub struct FastEmbedOptions {
+    /// Directory holding `model.onnx`, `tokenizer.json`, `config.json`,
+    /// `special_tokens_map.json` and `tokenizer_config.json`.
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library (`libonnxruntime.so.*`).
+    pub onnxruntime_path: PathBuf,
+    pub model_id: String,
+    /// Texts per inference call. Measured on 2 cores: 16 is the sweet spot (see BENCHMARKS.md).
+    pub batch_size: usize,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Longer inputs are truncated to this many tokens.
+    pub max_tokens: usize,
+}
+
+/// Dimension of all-MiniLM-L6-v2; other models report theirs through `config.json`.
+const DEFAULT_DIMENSION: usize = 384;
+
+/// Local sentence embeddings through fastembed + ONNX Runtime (loaded dynamically from the
+/// configured path, never from `ORT_DYLIB_PATH`).
+pub struct FastEmbedder {
+    model: Mutex<TextEmbedding>,
+    model_id: String,
+    dimension: usize,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for FastEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastEmbedder").field("model_id", &self.model_id).field("dimension", &self.dimension).finish()
+    }
+}
+
+/// The ONNX Runtime library can be loaded once per process; remember which one.
+/// The environment is kept for the life of the process (ONNX Runtime holds it weakly).
+static RUNTIME: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+
+fn init_runtime(path: &Path) -> Result<ort::environment::Environment, EmbedError> {
+    let loaded = RUNTIME.get_or_init(|| {
+        if !path.is_file() {
+            return Err("file not found".to_string());
+        }
+        let env = ort::init_from(path)
+            .map_err(|e| e.to_string())?
+            .with_name("supportbot")
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok((path.to_path_buf(), env))
+    });
+    match loaded {
+        Ok((p, env)) if p == path => Ok(env.clone()),
+        Ok((p, _)) => Err(EmbedError::Runtime {
+            path: path.to_path_buf(),
+            reason: format!("this process already loaded ONNX Runtime from {}", p.display()),
+        }),
+        Err(reason) => Err(EmbedError::Runtime { path: path.to_path_buf(), reason: reason.clone() }),
+    }
+}
+
+fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| EmbedError::MissingFile { path, reason: e.to_string() })
+}
+
+impl FastEmbedder {
+    pub fn new(opts: &FastEmbedOptions) -> Result<Self, EmbedError> {
+        // Read the files first: a missing model is the likelier mistake and deserves its own message.
+        let onnx = read(&opts.model_dir, "model.onnx")?;
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read(&opts.model_dir, "tokenizer.json")?,
+            config_file: read(&opts.model_dir, "config.json")?,
+            special_tokens_map_file: read(&opts.model_dir, "special_tokens_map.json")?,
+            tokenizer_config_file: read(&opts.model_dir, "tokenizer_config.json")?,
+        };
+        let dimension = serde_json::from_slice::<serde_json::Value>(&tokenizer_files.config_file)
+            .ok()
+            .and_then(|c| c.get("hidden_size").and_then(|h| h.as_u64()))
+            .map_or(DEFAULT_DIMENSION, |h| h as usize);
+        let environment = init_runtime(&opts.onnxruntime_path)?;
+        let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+        let options = InitOptionsUserDefined::new()
+            .with_environment(environment)
+            .with_max_length(opts.max_tokens)
+            .with_intra_threads(opts.threads.max(1));
+        let model = TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|e| EmbedError::Inference(format!("loading {}: {e}", opts.model_dir.display())))?;
+        Ok(Self {
+            model: Mutex::new(model),
+            model_id: opts.model_id.clone(),
+            dimension,
+            batch_size: opts.batch_size.max(1),
+        })
+    }
+}
+
+impl Embedder for FastEmbedder {
+    fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut model = self.model.lock().map_err(|_| EmbedError::Inference("embedder poisoned".into()))?;
+        let mut out = Vec::with_capacity(texts.len());
+        // Batch here rather than inside fastembed: padding is per batch (longest), so sorting
+        // inputs by length before batching wastes far less compute on padding tokens.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        for batch in order.chunks(self.batch_size) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+            let embedded = model.embed(&inputs, None).map_err(|e| EmbedError::Inference(e.to_string()))?;
+            for (&i, v) in batch.iter().zip(embedded) {
+                vectors[i] = Some(v);
+            }
+        }
+        for v in vectors {
+            out.push(v.ok_or_else(|| EmbedError::Inference("missing vector in batch output".into()))?);
+        }
+        Ok(out)
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+}
+
+/// Cosine similarity of two vectors (not assumed normalised).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}

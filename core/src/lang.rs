@@ -1,0 +1,114 @@
+//! Script and language detection: which passages and questions are Chinese, Japanese or Korean
+//! (CJK), where the English-only embedder is weak and lexical retrieval must carry the search.
+
+/// Share of CJK characters among the letters of `text` (0.0 when it has no letters).
+pub fn cjk_share(text: &str) -> f32 {
+    let (mut letters, mut cjk) = (0usize, 0usize);
+    for c in text.chars() {
+        if is_cjk(c) {
+            cjk += 1;
+            letters += 1;
+        } else if c.is_alphabetic() {
+            letters += 1;
+        }
+    }
+    if letters == 0 { 0.0 } else { cjk as f32 / letters as f32 }
+}
+
+/// A CJK ideograph, kana or hangul syllable.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF     // hiragana, katakana
+        | 0x3400..=0x4DBF   // CJK extension A
+        | 0x4E00..=0x9FFF   // CJK unified ideographs
+        | 0xAC00..=0xD7AF   // hangul syllables
+        | 0xF900..=0xFAFF   // compatibility ideographs
+        | 0x20000..=0x2FA1F)
+}
+
+/// True when a question is mostly written in a CJK script. Latin product names inside a Chinese
+/// sentence ("如何安装 Driftwood") do not change that: a quarter of CJK letters is enough, because
+/// each CJK character carries a word's worth of meaning.
+pub fn is_cjk_text(text: &str) -> bool {
+    cjk_share(text) >= 0.25
+}
+
+/// Language code of a passage: `zh`, `ja`, `ko` by script, otherwise what `whatlang` detects
+/// (ISO 639-1 where it has one), or `und` when undecided.
+pub fn detect_language(text: &str) -> String {
+    if is_cjk_text(text) {
+        let kana = text.chars().filter(|c| matches!(*c as u32, 0x3040..=0x30FF)).count();
+        let hangul = text.chars().filter(|c| matches!(*c as u32, 0xAC00..=0xD7AF)).count();
+        let han = text.chars().filter(|c| is_cjk(*c)).count() - kana - hangul;
+        return if hangul > han {
+            "ko"
+        } else if kana > 0 {
+            "ja"
+        } else {
+            "zh"
+        }
+        .to_string();
+    }
+    match whatlang::detect(text) {
+        Some(info) if info.is_reliable() || text.split_whitespace().count() >= 8 => iso639_1(info.lang()).to_string(),
+        _ => "und".to_string(),
+    }
+}
+
+fn iso639_1(lang: whatlang::Lang) -> &'static str {
+    use whatlang::Lang::*;
+    match lang {
+        Eng => "en",
+        Deu => "de",
+        Fra => "fr",
+        Spa => "es",
+        Por => "pt",
+        Ita => "it",
+        Nld => "nl",
+        Rus => "ru",
+        Ukr => "uk",
+        Pol => "pl",
+        Swe => "sv",
+        Dan => "da",
+        Nob => "no",
+        Fin => "fi",
+        Tur => "tr",
+        Ces => "cs",
+        Hun => "hu",
+        Ron => "ro",
+        Ell => "el",
+        Heb => "he",
+        Ara => "ar",
+        Hin => "hi",
+        Vie => "vi",
+        Tha => "th",
+        Ind => "id",
+        Cmn => "zh",
+        Jpn => "ja",
+        Kor => "ko",
+        other => other.code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_with_a_latin_product_name_is_cjk() {
+        assert!(is_cjk_text("如何安装 Driftwood 服务器?"));
+        assert_eq!(detect_language("如何安装 Driftwood 服务器?"), "zh");
+    }
+
+    #[test]
+    fn english_is_not_cjk() {
+        assert!(!is_cjk_text("How do I install the server behind a proxy?"));
+        assert_eq!(detect_language("How do I install the server behind a corporate proxy with authentication?"), "en");
+    }
+
+    #[test]
+    fn japanese_and_korean_are_told_apart() {
+        assert_eq!(detect_language("パスワードをリセットする方法"), "ja");
+        assert_eq!(detect_language("비밀번호를 재설정하는 방법"), "ko");
+    }
+}

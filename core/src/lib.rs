@@ -1,0 +1,9 @@
+//! supportbot-core: the domain of the support bot — documents and chunks, the embedder and the
+//! knowledge index, and hybrid retrieval. It knows nothing of chat platforms or HTTP servers.
+
+pub mod document;
+pub mod embed;
+pub mod lang;
+pub mod search;
+pub mod store;
+pub mod wiring;

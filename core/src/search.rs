@@ -1,0 +1,211 @@
+//! Hybrid retrieval: dense (embedder + cosine) and lexical (BM25) candidates fused by weighted
+//! reciprocal rank fusion, with the weights chosen by the script of the question, because the
+//! English-only embedder is close to blind on Chinese, Japanese and Korean text.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::document::Chunk;
+use crate::embed::{EmbedError, Embedder};
+use crate::lang::is_cjk_text;
+use crate::store::{Hit, KnowledgeStore, SearchFilter, StoreError};
+
+/// Retrieval knobs (from the `[search]` configuration section).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchParams {
+    /// Results returned by default.
+    pub limit: usize,
+    /// Candidates taken from each retriever before fusion.
+    pub candidates: usize,
+    /// RRF constant: larger flattens the difference between ranks.
+    pub rrf_k: f32,
+    pub dense_weight: f32,
+    pub bm25_weight: f32,
+    /// Weights used instead when the question is written in a CJK script.
+    pub cjk_dense_weight: f32,
+    pub cjk_bm25_weight: f32,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        Self {
+            limit: 5,
+            candidates: 40,
+            rrf_k: 60.0,
+            dense_weight: 1.0,
+            bm25_weight: 1.0,
+            cjk_dense_weight: 0.25,
+            cjk_bm25_weight: 1.0,
+        }
+    }
+}
+
+/// One ranked passage with the scores behind its rank.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// 1-based rank after fusion.
+    pub rank: usize,
+    /// Fused score (weighted RRF); only its order is meaningful.
+    pub score: f32,
+    /// Cosine similarity to the question, if the passage was among the dense candidates.
+    pub dense_score: Option<f32>,
+    /// BM25 score, if the passage was among the lexical candidates.
+    pub bm25_score: Option<f32>,
+    #[serde(skip)]
+    pub chunk: Chunk,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Answers "which passages are about this?" over a knowledge store.
+#[derive(Clone)]
+pub struct Searcher {
+    store: Arc<dyn KnowledgeStore>,
+    embedder: Arc<dyn Embedder>,
+    params: SearchParams,
+}
+
+impl Searcher {
+    pub fn new(store: Arc<dyn KnowledgeStore>, embedder: Arc<dyn Embedder>, params: SearchParams) -> Self {
+        Self { store, embedder, params }
+    }
+
+    pub fn params(&self) -> &SearchParams {
+        &self.params
+    }
+
+    /// The `limit` best passages for `query` (the configured limit when `None`).
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: Option<usize>,
+        filter: &SearchFilter,
+    ) -> Result<Vec<SearchResult>, SearchError> {
+        let limit = limit.unwrap_or(self.params.limit).max(1);
+        let candidates = self.params.candidates.max(limit);
+        let embedder = self.embedder.clone();
+        let text = query.to_string();
+        let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text))
+            .await
+            .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;
+        let (dense, sparse) = tokio::try_join!(
+            self.store.dense_search(&vector, candidates, filter),
+            self.store.sparse_search(query, candidates, filter),
+        )?;
+        let (wd, ws) = if is_cjk_text(query) {
+            (self.params.cjk_dense_weight, self.params.cjk_bm25_weight)
+        } else {
+            (self.params.dense_weight, self.params.bm25_weight)
+        };
+        Ok(fuse(dense, sparse, wd, ws, self.params.rrf_k, limit))
+    }
+}
+
+/// Weighted reciprocal rank fusion: `score = Σ wᵢ / (k + rankᵢ)` with 1-based ranks. Ties keep
+/// the dense order first.
+pub fn fuse(
+    dense: Vec<Hit>,
+    sparse: Vec<Hit>,
+    dense_weight: f32,
+    bm25_weight: f32,
+    k: f32,
+    limit: usize,
+) -> Vec<SearchResult> {
+    struct Acc {
+        chunk: Chunk,
+        fused: f32,
+        dense: Option<f32>,
+        bm25: Option<f32>,
+        first_seen: usize,
+    }
+    let mut by_id: HashMap<uuid::Uuid, Acc> = HashMap::new();
+    let mut seen = 0;
+    for (list, weight, is_dense) in [(dense, dense_weight, true), (sparse, bm25_weight, false)] {
+        for (i, hit) in list.into_iter().enumerate() {
+            let contribution = if weight > 0.0 { weight / (k + (i + 1) as f32) } else { 0.0 };
+            let acc = by_id.entry(hit.chunk.id).or_insert_with(|| {
+                seen += 1;
+                Acc { chunk: hit.chunk, fused: 0.0, dense: None, bm25: None, first_seen: seen }
+            });
+            acc.fused += contribution;
+            if is_dense {
+                acc.dense = Some(hit.score);
+            } else {
+                acc.bm25 = Some(hit.score);
+            }
+        }
+    }
+    let mut all: Vec<Acc> = by_id.into_values().filter(|a| a.fused > 0.0).collect();
+    all.sort_by(|a, b| b.fused.total_cmp(&a.fused).then(a.first_seen.cmp(&b.first_seen)));
+    all.into_iter()
+        .take(limit)
+        .enumerate()
+        .map(|(i, a)| SearchResult {
+            rank: i + 1,
+            score: a.fused,
+            dense_score: a.dense,
+            bm25_score: a.bm25,
+            chunk: a.chunk,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{DocKind, chunk_id};
+
+    fn hit(name: &str, score: f32) -> Hit {
+        Hit {
+            chunk: Chunk {
+                id: chunk_id("r", name, 0),
+                root: "r".into(),
+                source: name.into(),
+                chunk_index: 0,
+                title: String::new(),
+                heading_path: vec![],
+                anchor: None,
+                kind: DocKind::Doc,
+                language: "en".into(),
+                tags: vec![],
+                text: String::new(),
+                embed_text: String::new(),
+                question: None,
+                answer: None,
+                url: None,
+                content_hash: String::new(),
+            },
+            score,
+        }
+    }
+
+    #[test]
+    fn a_passage_found_by_both_retrievers_wins() {
+        let out = fuse(vec![hit("a", 0.9), hit("b", 0.8)], vec![hit("b", 7.0), hit("c", 5.0)], 1.0, 1.0, 60.0, 10);
+        let order: Vec<_> = out.iter().map(|r| r.chunk.source.as_str()).collect();
+        assert_eq!(order, vec!["b", "a", "c"]);
+        assert_eq!(out[0].dense_score, Some(0.8));
+        assert_eq!(out[0].bm25_score, Some(7.0));
+        assert_eq!(out[1].bm25_score, None);
+        assert!((out[0].score - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weights_decide_between_retrievers_and_zero_weight_drops_one() {
+        let dense = vec![hit("a", 0.9)];
+        let sparse = vec![hit("z", 3.0)];
+        let lexical_first = fuse(dense.clone(), sparse.clone(), 0.25, 1.0, 60.0, 10);
+        assert_eq!(lexical_first[0].chunk.source, "z");
+        let dense_only = fuse(dense, sparse, 1.0, 0.0, 60.0, 10);
+        assert_eq!(dense_only.len(), 1);
+        assert_eq!(dense_only[0].chunk.source, "a");
+    }
+}

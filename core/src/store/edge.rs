@@ -1,0 +1,509 @@
+//! `EdgeStore`: the embedded knowledge index, a qdrant-edge shard in a directory, owned by one
+//! process at a time (an exclusive lock file beside the shard).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use qdrant_edge::external::serde_json::{Map, Value};
+use qdrant_edge::{
+    AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParams,
+    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, Modifier, NamedQuery,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
+    QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors,
+    WithPayloadInterface, WithVector,
+};
+
+use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
+use super::{
+    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, RootStats, SPARSE_VECTOR, SearchFilter,
+    StoreError, StoreStats, StoredChunk,
+};
+use crate::document::document_id;
+
+const SHARD_DIR: &str = "shard";
+const LOCK_FILE: &str = "LOCK";
+/// Points per scroll page.
+const PAGE: usize = 1000;
+
+struct Inner {
+    dir: PathBuf,
+    dimension: usize,
+    /// `None` only transiently while `clear` recreates the shard. Writes take the write lock:
+    /// qdrant-edge's `flush` expects no concurrent update.
+    shard: RwLock<Option<EdgeShard>>,
+    bm25: Bm25Encoder,
+    _lock: File,
+}
+
+/// The embedded index (qdrant-edge) in `store.path`.
+#[derive(Clone)]
+pub struct EdgeStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EdgeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeStore").field("dir", &self.inner.dir).finish()
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+fn shard_config(dimension: usize) -> qdrant_edge::EdgeConfig {
+    EdgeConfigBuilder::new()
+        .vector(DENSE_VECTOR, EdgeVectorParams::builder(dimension, Distance::Cosine).build())
+        .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
+        .build()
+}
+
+fn create_shard(dir: &Path, dimension: usize) -> Result<EdgeShard, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| other(format!("creating {}: {e}", dir.display())))?;
+    let shard = EdgeShard::new(dir, shard_config(dimension)).map_err(other)?;
+    for field in payload::INDEXED_FIELDS {
+        let op = UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
+            field_name: json_path(field),
+            field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+        }));
+        shard.update(op).map_err(other)?;
+    }
+    Ok(shard)
+}
+
+fn json_path(field: &str) -> JsonPath {
+    // Our field names are plain keys, always valid paths.
+    JsonPath::try_from(field).expect("payload field names are valid JSON paths")
+}
+
+fn to_filter(c: &Conditions) -> Option<Filter> {
+    if c.0.is_empty() {
+        return None;
+    }
+    let must =
+        c.0.iter()
+            .map(|(field, values)| {
+                let m = if values.len() == 1 {
+                    Match::new_value(ValueVariants::String(values[0].clone()))
+                } else {
+                    Match::new_any(AnyVariants::Strings(values.iter().cloned().collect()))
+                };
+                Condition::Field(FieldCondition::new_match(json_path(field), m))
+            })
+            .collect();
+    Some(Filter { must: Some(must), ..Filter::new() })
+}
+
+fn uuid_of(id: &PointId) -> Result<uuid::Uuid, StoreError> {
+    match id {
+        PointId::Uuid(u) => Ok(*u),
+        PointId::NumId(n) => Err(other(format!("unexpected numeric point id {n}"))),
+    }
+}
+
+fn payload_map(p: Option<qdrant_edge::Payload>) -> Map<String, Value> {
+    p.map(|p| p.0).unwrap_or_default()
+}
+
+impl EdgeStore {
+    /// Opens the index in `dir`. With `create`, a missing index is created (for ingest);
+    /// without, it is [`StoreError::Missing`]. Another process holding the index is
+    /// [`StoreError::Locked`].
+    pub fn open(dir: &Path, dimension: usize, create: bool) -> Result<Self, StoreError> {
+        let shard_dir = dir.join(SHARD_DIR);
+        let exists = shard_dir.join("edge_config.json").is_file();
+        if !exists && !create {
+            return Err(StoreError::Missing(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| other(format!("creating {}: {e}", dir.display())))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let mut lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| other(format!("opening {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(_) => {
+                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(StoreError::Locked(format!(
+                    "the index at {} is in use by another supportbot process{}; \
+                     stop it or wait for it to finish",
+                    dir.display(),
+                    if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+                )));
+            }
+        }
+        // Record our pid for the error message a second process will print.
+        let _ = lock.set_len(0).and_then(|_| write!(lock, "{}", std::process::id()));
+        let shard = if exists {
+            EdgeShard::load(&shard_dir, None).map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?
+        } else {
+            create_shard(&shard_dir, dimension)?
+        };
+        let bm25 = Bm25Encoder::new()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                dimension,
+                shard: RwLock::new(Some(shard)),
+                bm25,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Runs blocking shard work off the async runtime.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| other(format!("store task failed: {e}")))?
+    }
+
+    /// Merges segments and builds the vector indexes; worth doing after a large ingest.
+    pub async fn optimize(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.write(|s| s.optimize().map(|_| ()).map_err(other))).await
+    }
+}
+
+impl Inner {
+    fn read<T>(&self, f: impl FnOnce(&EdgeShard) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let guard = self.shard.read().map_err(|_| other("index lock poisoned"))?;
+        f(guard.as_ref().ok_or_else(|| other("index is being recreated"))?)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&EdgeShard) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let guard = self.shard.write().map_err(|_| other("index lock poisoned"))?;
+        f(guard.as_ref().ok_or_else(|| other("index is being recreated"))?)
+    }
+
+    fn update(&self, op: UpdateOperation) -> Result<(), StoreError> {
+        self.write(|s| s.update(op).map_err(other))
+    }
+
+    fn upsert_raw(&self, id: uuid::Uuid, vectors: Vectors, payload: Value) -> Result<(), StoreError> {
+        let point = PointStruct::new(PointId::Uuid(id), vectors, payload);
+        self.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
+            vec![point.into()],
+        ))))
+    }
+
+    /// All points matching `conditions`, page by page.
+    fn scroll_all(&self, conditions: &Conditions) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let filter = to_filter(conditions);
+        let mut out = Vec::new();
+        let mut offset = None;
+        loop {
+            let request = ScrollRequest {
+                offset,
+                limit: Some(PAGE),
+                filter: filter.clone(),
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            };
+            let (records, next) = self.read(|s| s.scroll(request).map_err(other))?;
+            out.extend(records.into_iter().map(|r| payload_map(r.payload)));
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn query(
+        &self,
+        query: VectorInternal,
+        using: &str,
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let request = QueryRequest {
+            prefetches: Vec::new(),
+            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query, using: Some(using.into()) }))),
+            filter: to_filter(&Conditions::chunks(filter)),
+            score_threshold: None,
+            limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(true),
+        };
+        let points = self.read(|s| s.query(request).map_err(other))?;
+        points
+            .into_iter()
+            .map(|p| {
+                let id = uuid_of(&p.id)?;
+                let chunk = payload::chunk_from_payload(id, &payload_map(p.payload))?;
+                Ok(Hit { chunk, score: p.score })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl KnowledgeStore for EdgeStore {
+    async fn meta(&self) -> Result<Option<IndexMeta>, StoreError> {
+        self.blocking(|inner| {
+            let records = inner.read(|s| {
+                s.retrieve(&[PointId::Uuid(payload::meta_id())], Some(WithPayloadInterface::Bool(true)), None)
+                    .map_err(other)
+            })?;
+            match records.into_iter().next() {
+                None => Ok(None),
+                Some(r) => payload::meta_from_payload(&payload_map(r.payload)).map(Some),
+            }
+        })
+        .await
+    }
+
+    async fn put_meta(&self, meta: &IndexMeta) -> Result<(), StoreError> {
+        let value = payload::meta_payload(meta);
+        self.blocking(move |inner| {
+            inner.upsert_raw(payload::meta_id(), Vectors::new_named(Vec::<(String, Vector)>::new()), value)
+        })
+        .await
+    }
+
+    async fn documents(&self, root: &str) -> Result<Vec<DocRecord>, StoreError> {
+        let conditions =
+            Conditions::default().with(RECORD, vec![RECORD_DOCUMENT.into()]).with("root", vec![root.into()]);
+        self.blocking(move |inner| {
+            inner.scroll_all(&conditions)?.iter().map(payload::record_from_payload).collect()
+        })
+        .await
+    }
+
+    async fn chunk_sources(&self, root: &str) -> Result<Vec<String>, StoreError> {
+        let conditions = Conditions::default().with(RECORD, vec![RECORD_CHUNK.into()]).with("root", vec![root.into()]);
+        self.blocking(move |inner| {
+            let mut sources: Vec<String> = inner
+                .scroll_all(&conditions)?
+                .iter()
+                .filter_map(|p| p.get("source").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            sources.sort();
+            sources.dedup();
+            Ok(sources)
+        })
+        .await
+    }
+
+    async fn remove_document(&self, root: &str, source: &str) -> Result<(), StoreError> {
+        let record = payload::record_id(root, source);
+        let doc = Conditions::default().with("doc_id", vec![document_id(root, source).to_string()]);
+        self.blocking(move |inner| {
+            // The record goes first: if we die in between, the document reads as incomplete and
+            // the next run finishes the job.
+            inner.update(UpdateOperation::PointOperation(PointOperations::DeletePoints {
+                ids: vec![PointId::Uuid(record)],
+            }))?;
+            if let Some(filter) = to_filter(&doc) {
+                inner.update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upsert_chunks(&self, chunks: Vec<StoredChunk>) -> Result<(), StoreError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |inner| {
+            let mut points = Vec::with_capacity(chunks.len());
+            for c in &chunks {
+                if c.dense.len() != inner.dimension {
+                    return Err(other(format!(
+                        "vector of {} dimensions for an index of {}",
+                        c.dense.len(),
+                        inner.dimension
+                    )));
+                }
+                let vectors = Vectors::new_named([
+                    (DENSE_VECTOR.to_string(), Vector::new_dense(c.dense.clone())),
+                    (SPARSE_VECTOR.to_string(), Vector::from(inner.bm25.document(&c.lexical_text))),
+                ]);
+                points.push(
+                    PointStruct::new(PointId::Uuid(c.chunk.id), vectors, payload::chunk_payload(&c.chunk)).into(),
+                );
+            }
+            inner.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points),
+            )))
+        })
+        .await
+    }
+
+    async fn complete_document(&self, record: &DocRecord) -> Result<(), StoreError> {
+        let id = payload::record_id(&record.root, &record.source);
+        let value = payload::record_payload(record);
+        self.blocking(move |inner| inner.upsert_raw(id, Vectors::new_named(Vec::<(String, Vector)>::new()), value))
+            .await
+    }
+
+    async fn dense_search(&self, vector: &[f32], limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError> {
+        let query = VectorInternal::Dense(vector.to_vec());
+        let filter = filter.clone();
+        self.blocking(move |inner| inner.query(query, DENSE_VECTOR, limit, &filter)).await
+    }
+
+    async fn sparse_search(&self, query: &str, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError> {
+        let query = query.to_string();
+        let filter = filter.clone();
+        self.blocking(move |inner| {
+            let sparse = inner.bm25.query(&query);
+            if sparse.indices.is_empty() {
+                return Ok(Vec::new());
+            }
+            inner.query(VectorInternal::Sparse(sparse), SPARSE_VECTOR, limit, &filter)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.blocking(|inner| {
+            let mut stats = StoreStats::default();
+            let records = inner.scroll_all(&Conditions::default().with(RECORD, vec![RECORD_DOCUMENT.into()]))?;
+            for p in &records {
+                let r = payload::record_from_payload(p)?;
+                let root: &mut RootStats = stats.roots.entry(r.root.clone()).or_default();
+                root.documents += 1;
+                root.chunks += r.chunks;
+                stats.documents += 1;
+            }
+            let chunk_filter = to_filter(&Conditions::default().with(RECORD, vec![RECORD_CHUNK.into()]));
+            stats.chunks =
+                inner.read(|s| s.count(CountRequest { filter: chunk_filter, exact: true }).map_err(other))?;
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            inner.write(|s| {
+                s.flush();
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            let mut guard = inner.shard.write().map_err(|_| other("index lock poisoned"))?;
+            // Drop the shard before deleting its files.
+            guard.take();
+            let shard_dir = inner.dir.join(SHARD_DIR);
+            if shard_dir.exists() {
+                std::fs::remove_dir_all(&shard_dir)
+                    .map_err(|e| other(format!("removing {}: {e}", shard_dir.display())))?;
+            }
+            *guard = Some(create_shard(&shard_dir, inner.dimension)?);
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{Chunk, DocKind, chunk_id};
+
+    fn chunk(source: &str, i: u32, text: &str) -> StoredChunk {
+        let mut dense = vec![0.0f32; 4];
+        dense[i as usize % 4] = 1.0;
+        StoredChunk {
+            chunk: Chunk {
+                id: chunk_id("docs", source, i),
+                root: "docs".into(),
+                source: source.into(),
+                chunk_index: i,
+                title: "T".into(),
+                heading_path: vec![],
+                anchor: None,
+                kind: DocKind::Doc,
+                language: "en".into(),
+                tags: vec![],
+                text: text.into(),
+                embed_text: text.into(),
+                question: None,
+                answer: None,
+                url: None,
+                content_hash: "h".into(),
+            },
+            dense,
+            lexical_text: text.into(),
+        }
+    }
+
+    fn record(source: &str, chunks: usize) -> DocRecord {
+        DocRecord {
+            root: "docs".into(),
+            source: source.into(),
+            title: "T".into(),
+            kind: DocKind::Doc,
+            content_hash: "h".into(),
+            chunks,
+            indexed_at: super::super::now_rfc3339(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stores_searches_removes_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), 4, true).unwrap();
+        store
+            .upsert_chunks(vec![chunk("a.md", 0, "reset your password in settings"), chunk("b.md", 1, "refund policy")])
+            .await
+            .unwrap();
+        store.complete_document(&record("a.md", 1)).await.unwrap();
+        store.complete_document(&record("b.md", 1)).await.unwrap();
+
+        let dense = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 5, &SearchFilter::default()).await.unwrap();
+        assert_eq!(dense[0].chunk.source, "a.md");
+        assert!((dense[0].score - 1.0).abs() < 1e-5, "cosine of identical vectors is 1");
+        let sparse = store.sparse_search("password", 5, &SearchFilter::default()).await.unwrap();
+        assert_eq!(sparse.len(), 1, "records and unrelated chunks are not returned");
+        assert_eq!(sparse[0].chunk.source, "a.md");
+
+        store.remove_document("docs", "a.md").await.unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+
+        let store = EdgeStore::open(dir.path(), 4, false).unwrap();
+        let docs = store.documents("docs").await.unwrap();
+        assert_eq!(docs.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
+        assert_eq!(store.chunk_sources("docs").await.unwrap(), vec!["b.md".to_string()]);
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats.documents, stats.chunks), (1, 1));
+    }
+
+    #[test]
+    fn a_second_opener_gets_a_clear_lock_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = EdgeStore::open(dir.path(), 4, true).unwrap();
+        let err = EdgeStore::open(dir.path(), 4, false).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("in use by another supportbot process"), "{err}");
+    }
+
+    #[test]
+    fn opening_a_missing_index_for_reading_says_to_ingest() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = EdgeStore::open(&dir.path().join("nope"), 4, false).unwrap_err();
+        assert!(err.to_string().contains("supportbot-ingest"), "{err}");
+    }
+}

@@ -1,0 +1,89 @@
+//! The Qdrant-server backend against a real server. Runs only when `QDRANT_URL` (gRPC, e.g.
+//! `http://localhost:6334`) is set; otherwise it says it was skipped.
+
+use supportbot_core::document::{Chunk, DocKind, chunk_id};
+use supportbot_core::store::{DocRecord, KnowledgeStore, QdrantOptions, QdrantStore, SearchFilter, StoredChunk};
+
+fn server() -> Option<String> {
+    match std::env::var("QDRANT_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED qdrant_server: QDRANT_URL is not set (no Qdrant server to test against)");
+            None
+        }
+    }
+}
+
+fn chunk(source: &str, text: &str, dense: Vec<f32>, lang: &str) -> StoredChunk {
+    StoredChunk {
+        chunk: Chunk {
+            id: chunk_id("docs", source, 0),
+            root: "docs".into(),
+            source: source.into(),
+            chunk_index: 0,
+            title: "T".into(),
+            heading_path: vec![],
+            anchor: Some("a".into()),
+            kind: DocKind::Doc,
+            language: lang.into(),
+            tags: vec![],
+            text: text.into(),
+            embed_text: text.into(),
+            question: None,
+            answer: None,
+            url: None,
+            content_hash: "h".into(),
+        },
+        dense,
+        lexical_text: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn same_schema_and_behaviour_as_the_embedded_store() {
+    let Some(url) = server() else { return };
+    let collection = format!("supportbot-test-{}", std::process::id());
+    let opts = QdrantOptions {
+        url,
+        collection,
+        api_key: std::env::var("QDRANT_API_KEY").ok(),
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let store = QdrantStore::connect(&opts, 4, true).await.expect("connect");
+    store.clear().await.expect("clear");
+    store
+        .upsert_chunks(vec![
+            chunk("a.md", "reset your password in settings", vec![1.0, 0.0, 0.0, 0.0], "en"),
+            chunk("b.md", "如何重置密码", vec![0.0, 1.0, 0.0, 0.0], "zh"),
+        ])
+        .await
+        .expect("upsert");
+    for source in ["a.md", "b.md"] {
+        store
+            .complete_document(&DocRecord {
+                root: "docs".into(),
+                source: source.into(),
+                title: "T".into(),
+                kind: DocKind::Doc,
+                content_hash: "h".into(),
+                chunks: 1,
+                indexed_at: "now".into(),
+            })
+            .await
+            .expect("record");
+    }
+    let dense = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 5, &SearchFilter::default()).await.expect("dense");
+    assert_eq!(dense[0].chunk.source, "a.md");
+    assert!((dense[0].score - 1.0).abs() < 1e-4);
+    let sparse = store.sparse_search("重置密码", 5, &SearchFilter::default()).await.expect("sparse");
+    assert_eq!(sparse[0].chunk.source, "b.md");
+    let zh_only = SearchFilter { languages: vec!["zh".into()], ..Default::default() };
+    let filtered = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 5, &zh_only).await.expect("filtered");
+    assert!(filtered.iter().all(|h| h.chunk.language == "zh"));
+    store.remove_document("docs", "a.md").await.expect("remove");
+    let docs = store.documents("docs").await.expect("documents");
+    assert_eq!(docs.len(), 1);
+    assert_eq!(store.stats().await.expect("stats").chunks, 1);
+    let client_cleanup = store.clear().await;
+    assert!(client_cleanup.is_ok());
+}
