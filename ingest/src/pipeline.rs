@@ -1,0 +1,409 @@
+//! The ingest run: scan each source root, plan the sync against the index, load and chunk what
+//! is new or changed, embed it in batches off the async runtime, and write it so that a crash at
+//! any point leaves an index that opens and a rerun that completes the job.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use supportbot_core::document::Document;
+use supportbot_core::embed::Embedder;
+use supportbot_core::store::{
+    Compatibility, DocRecord, IndexMeta, KnowledgeStore, RootState, StoredChunk, now_rfc3339,
+};
+
+use crate::chunker::{Chunker, PreparedChunk};
+use crate::loaders;
+use crate::sync::{self, Plan, Scanned};
+
+/// Chunks embedded together: large enough to keep batches full across small files.
+const GROUP_CHUNKS: usize = 64;
+
+/// A named root of documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootSpec {
+    pub name: String,
+    /// A directory, or a single file.
+    pub path: PathBuf,
+    /// Public base URL of the pages, if any.
+    pub url: Option<String>,
+    /// Tags given to every chunk of the root.
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub dry_run: bool,
+    pub rebuild: bool,
+    pub max_file_bytes: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// A file that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub root: String,
+    pub path: String,
+    pub reason: String,
+}
+
+/// What a run did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Model tokens embedded.
+    pub tokens: usize,
+    pub seconds: f64,
+    pub dry_run: bool,
+    pub roots: Vec<RootSummary>,
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RootSummary {
+    pub name: String,
+    pub path: String,
+    pub plan: Plan,
+}
+
+/// The services a run writes with. `None` store means the index does not exist yet (dry run).
+pub struct Services<'a> {
+    pub store: Option<Arc<dyn KnowledgeStore>>,
+    pub embedder: Option<Arc<dyn Embedder>>,
+    pub chunker: Option<&'a Chunker>,
+    pub compatibility: Option<Compatibility>,
+}
+
+/// A file of a root that was read and hashed.
+struct FileEntry {
+    source: String,
+    format: loaders::Format,
+    bytes: Vec<u8>,
+    hash: String,
+}
+
+/// Name of the file, in a root or any folder below it, listing paths the ingest tool must skip
+/// (gitignore syntax).
+pub const IGNORE_FILE: &str = ".supportbotignore";
+
+/// Lists the files of a root that some loader accepts, with their root-relative path.
+/// Hidden files and directories (`.git`, `.supportbot`) and paths listed in a
+/// `.supportbotignore` are skipped; symlinks are not followed.
+pub fn list_files(root: &Path) -> Result<Vec<(String, PathBuf)>, std::io::Error> {
+    let meta = std::fs::metadata(root)?;
+    if meta.is_file() {
+        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        return Ok(if loaders::format_for(root).is_some() { vec![(name, root.to_path_buf())] } else { vec![] });
+    }
+    let walker = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .hidden(true)
+        .follow_links(false)
+        .add_custom_ignore_filename(IGNORE_FILE)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    let mut out = Vec::new();
+    for entry in walker {
+        let entry = entry.map_err(std::io::Error::other)?;
+        if !entry.file_type().is_some_and(|t| t.is_file()) || loaders::format_for(entry.path()).is_none() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let source =
+            rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+        out.push((source, entry.path().to_path_buf()));
+    }
+    Ok(out)
+}
+
+/// Content hash of a file as indexed: its bytes and the tags its chunks will carry.
+pub fn content_hash(bytes: &[u8], tags: &[String]) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    h.update(b"\0tags:");
+    h.update(tags.join("\x1f").as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn scan(root: &RootSpec, max_bytes: u64, failures: &mut Vec<Failure>) -> anyhow::Result<Vec<FileEntry>> {
+    let files = list_files(&root.path)
+        .map_err(|e| anyhow::anyhow!("cannot read source root {} ({}): {e}", root.name, root.path.display()))?;
+    let mut out = Vec::new();
+    for (source, path) in files {
+        let fail = |reason: String| Failure { root: root.name.clone(), path: source.clone(), reason };
+        let Some(format) = loaders::format_for(&path) else { continue };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() > max_bytes => {
+                failures.push(fail(format!(
+                    "file is {} bytes, over the limit of {max_bytes} (ingest.max_file_bytes)",
+                    m.len()
+                )));
+                continue;
+            }
+            Err(e) => {
+                failures.push(fail(format!("unreadable: {e}")));
+                continue;
+            }
+            Ok(_) => {}
+        }
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let hash = content_hash(&bytes, &root.tags);
+                out.push(FileEntry { source, format, bytes, hash });
+            }
+            Err(e) => failures.push(fail(format!("unreadable: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the index against the model and chunker in use, initialising an empty index.
+/// With `rebuild`, empties the index first.
+pub async fn prepare_index(
+    store: &dyn KnowledgeStore,
+    compat: &Compatibility,
+    rebuild: bool,
+) -> anyhow::Result<IndexMeta> {
+    if rebuild {
+        store.clear().await?;
+    }
+    match store.meta().await? {
+        Some(meta) => {
+            compat.check(&meta)?;
+            Ok(meta)
+        }
+        None => {
+            let meta = IndexMeta {
+                embedding_model: compat.embedding_model.clone(),
+                dimension: compat.dimension,
+                chunker_version: compat.chunker_version,
+                created_at: now_rfc3339(),
+                roots: Default::default(),
+            };
+            store.put_meta(&meta).await?;
+            Ok(meta)
+        }
+    }
+}
+
+/// A document ready to embed.
+struct Pending {
+    doc: Document,
+    hash: String,
+    chunks: Vec<PreparedChunk>,
+    replace: bool,
+}
+
+/// Runs a sync of `roots`.
+pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOptions) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary { dry_run: opts.dry_run, ..Default::default() };
+    let mut meta = match (&services.store, &services.compatibility, opts.dry_run) {
+        (Some(store), Some(compat), false) => Some(prepare_index(store.as_ref(), compat, opts.rebuild).await?),
+        (Some(store), Some(compat), true) => match store.meta().await? {
+            Some(m) => {
+                compat.check(&m)?;
+                Some(m)
+            }
+            None => None,
+        },
+        _ => None,
+    };
+
+    for root in roots {
+        let mut failures = Vec::new();
+        let files = scan(root, opts.max_file_bytes, &mut failures)?;
+        let failed_sources: BTreeSet<String> = failures.iter().map(|f| f.path.clone()).collect();
+        let (indexed, with_chunks) = match (&services.store, opts.rebuild && opts.dry_run) {
+            (Some(store), false) => (store.documents(&root.name).await?, store.chunk_sources(&root.name).await?),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let scanned: Vec<Scanned> =
+            files.iter().map(|f| Scanned { source: f.source.clone(), content_hash: f.hash.clone() }).collect();
+        let mut plan = sync::plan(&scanned, &failed_sources, &indexed, &with_chunks);
+
+        // Parse what is new or changed; a file that fails keeps whatever the index holds.
+        let to_load: BTreeSet<&str> = plan.added.iter().chain(&plan.changed).map(String::as_str).collect();
+        let mut pending = Vec::new();
+        for f in files.iter().filter(|f| to_load.contains(f.source.as_str())) {
+            let replace = plan.changed.contains(&f.source);
+            match loaders::load(&f.source, f.format, &f.bytes) {
+                Ok(doc) => {
+                    let chunks = match services.chunker {
+                        Some(c) => c.chunk(&root.name, &doc, &root.tags, &f.hash),
+                        None => Vec::new(),
+                    };
+                    if services.chunker.is_some() && chunks.is_empty() {
+                        failures.push(Failure {
+                            root: root.name.clone(),
+                            path: f.source.clone(),
+                            reason: "no text to index".into(),
+                        });
+                        continue;
+                    }
+                    pending.push(Pending { doc, hash: f.hash.clone(), chunks, replace });
+                }
+                Err(e) => {
+                    failures.push(Failure { root: root.name.clone(), path: f.source.clone(), reason: e.to_string() })
+                }
+            }
+        }
+        let failed_now: BTreeSet<&str> = failures.iter().map(|f| f.path.as_str()).collect();
+        plan.added.retain(|s| !failed_now.contains(s.as_str()));
+        plan.changed.retain(|s| !failed_now.contains(s.as_str()));
+
+        if !opts.dry_run {
+            let store = services.store.as_ref().ok_or_else(|| anyhow::anyhow!("no index to write to"))?;
+            let embedder = services.embedder.as_ref().ok_or_else(|| anyhow::anyhow!("no embedder"))?;
+            for source in &plan.removed {
+                store.remove_document(&root.name, source).await?;
+            }
+            let written = write_documents(store.as_ref(), embedder, &root.name, pending, opts.progress).await?;
+            summary.chunks += written.0;
+            summary.tokens += written.1;
+            if let Some(meta) = meta.as_mut() {
+                meta.roots.insert(
+                    root.name.clone(),
+                    RootState {
+                        path: root.path.display().to_string(),
+                        url: root.url.clone(),
+                        last_sync: Some(now_rfc3339()),
+                    },
+                );
+                store.put_meta(meta).await?;
+            }
+            store.flush().await?;
+        }
+
+        for f in &failures {
+            tracing::info!(root = %f.root, path = %f.path, reason = %f.reason, "skipped");
+        }
+        summary.added += plan.added.len();
+        summary.changed += plan.changed.len();
+        summary.removed += plan.removed.len();
+        summary.unchanged += plan.unchanged.len();
+        summary.failed += failures.len();
+        summary.failures.extend(failures);
+        summary.roots.push(RootSummary { name: root.name.clone(), path: root.path.display().to_string(), plan });
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Embeds and writes documents group by group. Returns (chunks, tokens) written.
+async fn write_documents(
+    store: &dyn KnowledgeStore,
+    embedder: &Arc<dyn Embedder>,
+    root: &str,
+    pending: Vec<Pending>,
+    progress: bool,
+) -> anyhow::Result<(usize, usize)> {
+    let total_chunks: usize = pending.iter().map(|p| p.chunks.len()).sum();
+    let bar = if progress && total_chunks > 0 {
+        let bar = ProgressBar::new(total_chunks as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} chunks, {per_sec}, eta {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(root.to_string());
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let (mut chunks_written, mut tokens) = (0, 0);
+    let mut group: Vec<Pending> = Vec::new();
+    let mut group_chunks = 0;
+    let mut iter = pending.into_iter().peekable();
+    while let Some(p) = iter.next() {
+        group_chunks += p.chunks.len();
+        group.push(p);
+        if group_chunks < GROUP_CHUNKS && iter.peek().is_some() {
+            continue;
+        }
+        let texts: Vec<String> =
+            group.iter().flat_map(|p| p.chunks.iter().map(|c| c.chunk.embed_text.clone())).collect();
+        let e = embedder.clone();
+        let vectors = tokio::task::spawn_blocking(move || e.embed_documents(&texts)).await??;
+        let mut vectors = vectors.into_iter();
+        for p in group.drain(..) {
+            bar.set_message(p.doc.source.clone());
+            if p.replace {
+                store.remove_document(root, &p.doc.source).await?;
+            }
+            let n = p.chunks.len();
+            let mut stored = Vec::with_capacity(n);
+            for c in p.chunks {
+                let dense = vectors.next().ok_or_else(|| anyhow::anyhow!("embedder returned too few vectors"))?;
+                tokens += c.tokens;
+                stored.push(StoredChunk { chunk: c.chunk, dense, lexical_text: c.lexical_text });
+            }
+            store.upsert_chunks(stored).await?;
+            // Only now is the document complete: a crash before this line makes the next run redo it.
+            store
+                .complete_document(&DocRecord {
+                    root: root.to_string(),
+                    source: p.doc.source.clone(),
+                    title: p.doc.title.clone(),
+                    kind: p.doc.kind(),
+                    content_hash: p.hash,
+                    chunks: n,
+                    indexed_at: now_rfc3339(),
+                })
+                .await?;
+            chunks_written += n;
+            bar.inc(n as u64);
+        }
+        group_chunks = 0;
+    }
+    bar.finish_and_clear();
+    Ok((chunks_written, tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_skips_hidden_ignored_and_unknown_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("guide")).unwrap();
+        std::fs::create_dir_all(p.join(".git")).unwrap();
+        std::fs::write(p.join("guide/install.md"), "# Install").unwrap();
+        std::fs::write(p.join("guide/draft.md"), "# Draft").unwrap();
+        std::fs::write(p.join("logo.png"), [0u8, 1, 2]).unwrap();
+        std::fs::write(p.join(".git/notes.md"), "# hidden").unwrap();
+        std::fs::write(p.join(IGNORE_FILE), "guide/draft.md\n").unwrap();
+        std::fs::write(p.join("faq.csv"), "question,answer\nq,a\n").unwrap();
+        let listed: Vec<String> = list_files(p).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(listed, vec!["faq.csv", "guide/install.md"]);
+    }
+
+    #[test]
+    fn a_single_file_is_a_root_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("faq.yaml");
+        std::fs::write(&f, "- question: q\n  answer: a\n").unwrap();
+        let listed = list_files(&f).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, "faq.yaml");
+    }
+
+    #[test]
+    fn content_hash_changes_with_tags() {
+        assert_ne!(content_hash(b"x", &[]), content_hash(b"x", &["server".into()]));
+        assert_eq!(content_hash(b"x", &[]), content_hash(b"x", &[]));
+    }
+}
