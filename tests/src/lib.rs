@@ -1,0 +1,168 @@
+//! supportbot-tests: end-to-end tests across crates, and helpers shared by them: locating the
+//! built binaries and the model assets, and running commands in a scratch working directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The sample knowledge base.
+pub fn examples_dir() -> PathBuf {
+    repo_root().join("examples")
+}
+
+/// Where `scripts/setup` puts model assets (same rule as the binaries).
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("supportbot"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/supportbot"),
+    }
+}
+
+/// True when the embedding model and ONNX Runtime are installed. When they are not, a test
+/// that needs them prints why it is skipped, except under `CI=true`, where it fails.
+pub fn assets_available(test: &str) -> bool {
+    let d = data_dir();
+    let needed = [d.join("models/all-MiniLM-L6-v2/model.onnx"), d.join("onnxruntime/libonnxruntime.so.1.31.1")];
+    if let Some(missing) = needed.iter().find(|p| !p.is_file()) {
+        let msg = format!("{test}: model asset {} is missing; run scripts/setup", missing.display());
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED {msg}");
+        return false;
+    }
+    true
+}
+
+/// Path of a workspace binary (`supportbot`, `supportbot-ingest`), built by `cargo test --workspace`.
+pub fn bin(name: &str) -> PathBuf {
+    // Test executables live in <target>/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built; run the suite with `cargo test --workspace` (scripts/test)",
+        path.display()
+    );
+    path
+}
+
+/// A scratch working directory with its own index; commands run inside it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self { dir, env: Vec::new() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The embedded index directory (default `store.path`).
+    pub fn index_dir(&self) -> PathBuf {
+        self.path().join(".supportbot/index")
+    }
+
+    /// Sets a `SUPPORTBOT__…` override for every later command.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// A command for a workspace binary, in this directory, with a clean `SUPPORTBOT__*` environment.
+    pub fn command(&self, binary: &str) -> Command {
+        let mut cmd = Command::new(bin(binary));
+        cmd.current_dir(self.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SUPPORTBOT__") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    }
+
+    /// Runs a binary with arguments and returns its output.
+    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+        self.command(binary).args(args).output().expect("spawn")
+    }
+
+    /// `supportbot-ingest --json ARGS…`, parsed; panics with stderr on a fatal error (exit 2).
+    pub fn ingest_json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run("supportbot-ingest", &all);
+        let code = out.status.code().unwrap_or(-1);
+        assert!(code == 0 || code == 1, "ingest failed ({code}): {}", String::from_utf8_lossy(&out.stderr));
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("ingest --json printed invalid JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        });
+        (code, json)
+    }
+
+    /// `supportbot search --json QUESTION`, parsed.
+    pub fn search(&self, question: &str, limit: usize) -> serde_json::Value {
+        let out = self.run("supportbot", &["search", "--json", "--limit", &limit.to_string(), question]);
+        assert!(out.status.success(), "search failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("search --json prints JSON")
+    }
+
+    /// Citations of a search, best first.
+    pub fn citations(&self, question: &str, limit: usize) -> Vec<String> {
+        self.search(question, limit)["results"]
+            .as_array()
+            .expect("results array")
+            .iter()
+            .map(|r| r["citation"].as_str().expect("citation").to_string())
+            .collect()
+    }
+}
+
+/// Copies a directory tree (for tests that edit a knowledge base).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// One line of `examples/questions.jsonl`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LabelledQuestion {
+    pub q: String,
+    #[serde(default)]
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub unanswerable: bool,
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+pub fn labelled_questions() -> Vec<LabelledQuestion> {
+    let text = std::fs::read_to_string(examples_dir().join("questions.jsonl")).expect("examples/questions.jsonl");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+        .collect()
+}

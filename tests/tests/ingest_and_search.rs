@@ -1,0 +1,105 @@
+//! End to end through the real binaries, the real ONNX model and the embedded index: ingest the
+//! sample knowledge base, then ask it questions whose answers are known.
+
+use supportbot_tests::{Workspace, assets_available, examples_dir, labelled_questions};
+
+fn ingested_examples() -> Option<Workspace> {
+    if !assets_available("ingest_and_search") {
+        return None;
+    }
+    let ws = Workspace::new();
+    let (code, summary) = ws.ingest_json(&[examples_dir().to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "examples/ must ingest cleanly: {summary}");
+    Some(ws)
+}
+
+#[test]
+fn sample_questions_find_their_citations() {
+    let Some(ws) = ingested_examples() else { return };
+    let answerable: Vec<_> = labelled_questions().into_iter().filter(|q| !q.unanswerable).collect();
+    assert!(answerable.len() >= 20, "the labelled set is too small to mean anything");
+    let (mut top1, mut top5, mut misses) = (0, 0, Vec::new());
+    for q in &answerable {
+        let got = ws.citations(&q.q, 5);
+        if got.first().is_some_and(|c| q.expect.contains(c)) {
+            top1 += 1;
+        }
+        if got.iter().any(|c| q.expect.contains(c)) {
+            top5 += 1;
+        } else {
+            misses.push(format!("{:?}: expected {:?}, got {:?}", q.q, q.expect, got));
+        }
+    }
+    let n = answerable.len() as f64;
+    eprintln!("hit@1 {:.2}, hit@5 {:.2} over {} questions", top1 as f64 / n, top5 as f64 / n, answerable.len());
+    assert!(top5 as f64 / n >= 0.9, "hit@5 {top5}/{n} below 0.9; misses:\n{}", misses.join("\n"));
+    assert!(top1 as f64 / n >= 0.7, "hit@1 {top1}/{n} below 0.7; misses:\n{}", misses.join("\n"));
+}
+
+#[test]
+fn chinese_questions_find_chinese_passages() {
+    let Some(ws) = ingested_examples() else { return };
+    let chinese: Vec<_> = labelled_questions().into_iter().filter(|q| q.lang.as_deref() == Some("zh")).collect();
+    assert!(chinese.len() >= 4, "need Chinese questions in examples/questions.jsonl");
+    let mut misses = Vec::new();
+    for q in &chinese {
+        let got = ws.citations(&q.q, 5);
+        if !got.iter().any(|c| q.expect.contains(c)) {
+            misses.push(format!("{:?}: expected {:?}, got {:?}", q.q, q.expect, got));
+        }
+    }
+    assert!(misses.len() <= chinese.len() / 5, "Chinese misses:\n{}", misses.join("\n"));
+}
+
+#[test]
+fn search_json_has_the_documented_shape() {
+    let Some(ws) = ingested_examples() else { return };
+    let out = ws.search("How do I reset my password?", 3);
+    assert_eq!(out["query"], "How do I reset my password?");
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3);
+    let mut keys: Vec<&str> = results[0].as_object().expect("object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["anchor", "bm25_score", "citation", "dense_score", "kind", "rank", "score", "source", "text", "title"]
+    );
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["rank"], i + 1);
+        let source = r["source"].as_str().expect("source");
+        let citation = r["citation"].as_str().expect("citation");
+        match r["anchor"].as_str() {
+            Some(anchor) => assert_eq!(citation, format!("{source}#{anchor}")),
+            None => assert_eq!(citation, source),
+        }
+        assert!(["doc", "faq"].contains(&r["kind"].as_str().expect("kind")));
+        assert!(!source.starts_with('/'), "source is relative to its root: {source}");
+    }
+    let scores: Vec<f64> = results.iter().map(|r| r["score"].as_f64().expect("score")).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score: {scores:?}");
+}
+
+#[test]
+fn filters_restrict_results() {
+    let Some(ws) = ingested_examples() else { return };
+    let out = ws.run("supportbot", &["search", "--json", "--kind", "faq", "--limit", "5", "password"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let results = json["results"].as_array().expect("results");
+    assert!(!results.is_empty());
+    assert!(results.iter().all(|r| r["kind"] == "faq"), "{json}");
+}
+
+#[test]
+fn status_reports_what_is_indexed() {
+    let Some(ws) = ingested_examples() else { return };
+    let out = ws.run("supportbot", &["status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(s["dimension"], 384);
+    assert!(s["documents"].as_u64().expect("documents") >= 15, "{s}");
+    assert!(s["chunks"].as_u64().expect("chunks") > s["documents"].as_u64().expect("documents"));
+    let root = &s["roots"][0];
+    assert_eq!(root["name"], "examples");
+    assert!(root["last_sync"].is_string(), "{s}");
+}
