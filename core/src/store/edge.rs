@@ -278,10 +278,8 @@ impl KnowledgeStore for EdgeStore {
     async fn documents(&self, root: &str) -> Result<Vec<DocRecord>, StoreError> {
         let conditions =
             Conditions::default().with(RECORD, vec![RECORD_DOCUMENT.into()]).with("root", vec![root.into()]);
-        self.blocking(move |inner| {
-            inner.scroll_all(&conditions)?.iter().map(payload::record_from_payload).collect()
-        })
-        .await
+        self.blocking(move |inner| inner.scroll_all(&conditions)?.iter().map(payload::record_from_payload).collect())
+            .await
     }
 
     async fn chunk_sources(&self, root: &str) -> Result<Vec<String>, StoreError> {
