@@ -28,7 +28,7 @@ pub use error::{ConfigError, KeyError, Origin};
 pub use load::{DEFAULT_FILE_NAME, ENV_PREFIX, LoadContext, Loaded, load};
 pub use secret::{DatabaseUrl, REDACTED, Secret};
 pub use settings::{
-    DiscordSettings, EXTRACTIVE, EmbeddingSettings, GeminiSettings, IngestSettings, KNOWN_BACKENDS, LlmSettings,
-    LocalSettings, OpenAiSettings, ReviewSettings, SearchSettings, Settings, SourceSettings, StoreSettings,
-    TelegramSettings, WebSettings,
+    AnswerSettings, DiscordSettings, EXTRACTIVE, EmbeddingSettings, GeminiSettings, IngestSettings, KNOWN_BACKENDS,
+    LlmSettings, LocalSettings, OpenAiSettings, ReviewSettings, SearchSettings, Settings, SourceSettings,
+    StoreSettings, TelegramSettings, WebSettings,
 };

@@ -30,6 +30,8 @@ pub struct Settings {
     pub ingest: IngestSettings,
     /// `[search]`: hybrid retrieval parameters.
     pub search: SearchSettings,
+    /// `[answer]`: the relevance gate, curated answers, conversation memory, limits.
+    pub answer: AnswerSettings,
     /// `[llm]`: answer generation backends.
     pub llm: LlmSettings,
     /// `[gemini]`: Google Gemini backend.
@@ -121,7 +123,7 @@ pub struct SearchSettings {
     pub rrf_k: f32,
     /// Weight of the dense (embedding) ranking (default 1.0).
     pub dense_weight: f32,
-    /// Weight of the BM25 ranking (default 1.0).
+    /// Weight of the BM25 ranking (default 0.5).
     pub bm25_weight: f32,
     /// Dense weight for CJK queries, where the English embedding model is weak (default 0.25).
     pub cjk_dense_weight: f32,
@@ -137,6 +139,42 @@ pub struct LlmSettings {
     pub chain: Option<Vec<String>>,
     /// Per-request timeout in seconds (default 30).
     pub timeout_secs: u64,
+    /// Retries of a rate-limited or failed request before the next backend is tried (default 2).
+    pub max_retries: u32,
+    /// Base delay of the exponential backoff between retries, in milliseconds (default 500).
+    pub backoff_ms: u64,
+    /// Longest wait honoured when a provider asks to retry later, in seconds; a longer delay
+    /// hands over to the next backend at once (default 20).
+    pub max_retry_wait_secs: u64,
+    /// Maximum tokens of an answer (default 1024).
+    pub max_output_tokens: u32,
+    /// Sampling temperature (default 0.2).
+    pub temperature: f32,
+}
+
+/// `[answer]`: how questions are answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerSettings {
+    /// Abstain when the best passage's cosine similarity to the question is below this (a
+    /// passage holding most of the question's terms gets a 0.1 bonus). Calibrated on a labelled
+    /// set with `supportbot eval --sweep`, see BENCHMARKS.md; default 0.40.
+    pub min_relevance: f32,
+    /// For questions in Chinese, Japanese or Korean, where the embedder is blind: abstain when no
+    /// top passage holds at least this share of the question's character bigrams or words
+    /// (default 0.2).
+    pub min_cjk_overlap: f32,
+    /// Serve an FAQ or approved answer verbatim when its question's cosine similarity to the
+    /// user's question is at least this (default 0.86).
+    pub curated_min_similarity: f32,
+    /// Passages handed to the model (default 5).
+    pub max_passages: usize,
+    /// Longer questions are refused with a request to shorten them (default 1000 characters).
+    pub max_question_chars: usize,
+    /// Recent turns remembered per conversation for follow-up questions (default 6).
+    pub memory_turns: usize,
+    /// A conversation is forgotten after this many idle seconds (default 1800).
+    pub memory_ttl_secs: u64,
 }
 
 /// `[gemini]`: Google Gemini API.
@@ -170,6 +208,12 @@ pub struct LocalSettings {
     /// GGUF model file (default `<data_dir>/models/SmolLM2-135M-Instruct.Q4_1.gguf`).
     #[serde(deserialize_with = "relative_path")]
     pub model_path: PathBuf,
+    /// Context window in tokens (default 2048).
+    pub context_tokens: u32,
+    /// CPU threads for inference (default 2).
+    pub threads: u32,
+    /// Generations run at the same time; more wait their turn (default 1).
+    pub max_concurrency: usize,
 }
 
 /// `[telegram]`: Telegram bot.
@@ -252,18 +296,40 @@ impl Settings {
                 candidates: 40,
                 rrf_k: 60.0,
                 dense_weight: 1.0,
-                bm25_weight: 1.0,
+                bm25_weight: 0.5,
                 cjk_dense_weight: 0.25,
                 cjk_bm25_weight: 1.0,
             },
-            llm: LlmSettings { chain: None, timeout_secs: 30 },
+            answer: AnswerSettings {
+                min_relevance: 0.40,
+                min_cjk_overlap: 0.2,
+                curated_min_similarity: 0.86,
+                max_passages: 5,
+                max_question_chars: 1000,
+                memory_turns: 6,
+                memory_ttl_secs: 1800,
+            },
+            llm: LlmSettings {
+                chain: None,
+                timeout_secs: 30,
+                max_retries: 2,
+                backoff_ms: 500,
+                max_retry_wait_secs: 20,
+                max_output_tokens: 1024,
+                temperature: 0.2,
+            },
             gemini: GeminiSettings {
                 api_key: None,
                 base_url: "https://generativelanguage.googleapis.com".into(),
                 model: "gemini-3.5-flash-lite".into(),
             },
             openai: OpenAiSettings { base_url: None, api_key: None, model: "default".into() },
-            local: LocalSettings { model_path: data_dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf") },
+            local: LocalSettings {
+                model_path: data_dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+                context_tokens: 2048,
+                threads: 2,
+                max_concurrency: 1,
+            },
             telegram: TelegramSettings {
                 token: None,
                 api_url: "https://api.telegram.org".into(),

@@ -54,6 +54,7 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         ("search.bm25_weight", s.search.bm25_weight),
         ("search.cjk_dense_weight", s.search.cjk_dense_weight),
         ("search.cjk_bm25_weight", s.search.cjk_bm25_weight),
+        ("llm.temperature", s.llm.temperature),
     ];
     for (key, value) in weights {
         if !(value.is_finite() && value >= 0.0) {
@@ -61,8 +62,20 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         }
     }
 
+    // Similarity thresholds.
+    let thresholds = [
+        ("answer.min_relevance", s.answer.min_relevance),
+        ("answer.min_cjk_overlap", s.answer.min_cjk_overlap),
+        ("answer.curated_min_similarity", s.answer.curated_min_similarity),
+    ];
+    for (key, value) in thresholds {
+        if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+            fail(key.to_owned(), key, format!("expected a number between 0 and 1, found {value}"));
+        }
+    }
+
     // Positive limits.
-    let limits: [(&str, u64); 8] = [
+    let limits: [(&str, u64); 15] = [
         ("embedding.batch_size", s.embedding.batch_size as u64),
         ("embedding.threads", s.embedding.threads as u64),
         ("embedding.max_tokens", s.embedding.max_tokens as u64),
@@ -71,6 +84,13 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         ("search.limit", s.search.limit as u64),
         ("search.candidates", s.search.candidates as u64),
         ("llm.timeout_secs", s.llm.timeout_secs),
+        ("llm.max_output_tokens", u64::from(s.llm.max_output_tokens)),
+        ("answer.max_passages", s.answer.max_passages as u64),
+        ("answer.max_question_chars", s.answer.max_question_chars as u64),
+        ("local.context_tokens", u64::from(s.local.context_tokens)),
+        ("local.threads", u64::from(s.local.threads)),
+        ("local.max_concurrency", s.local.max_concurrency as u64),
+        ("answer.memory_ttl_secs", s.answer.memory_ttl_secs),
     ];
     for (key, value) in limits {
         if value == 0 {
