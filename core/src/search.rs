@@ -35,7 +35,7 @@ impl Default for SearchParams {
             candidates: 40,
             rrf_k: 60.0,
             dense_weight: 1.0,
-            bm25_weight: 1.0,
+            bm25_weight: 0.5,
             cjk_dense_weight: 0.25,
             cjk_bm25_weight: 1.0,
         }
@@ -80,6 +80,11 @@ impl Searcher {
 
     pub fn params(&self) -> &SearchParams {
         &self.params
+    }
+
+    /// Whether any passage contains `term` (as the BM25 tokenizer sees it).
+    pub async fn has_term(&self, term: &str) -> Result<bool, SearchError> {
+        Ok(!self.store.sparse_search(term, 1, &SearchFilter::default()).await?.is_empty())
     }
 
     /// The `limit` best passages for `query` (the configured limit when `None`).

@@ -74,3 +74,126 @@ pub async fn open_store(s: &Settings, dimension: usize, create: bool) -> Result<
         }
     }
 }
+
+/// The Answerer's knobs from `[answer]` and `[llm]`.
+pub fn answer_config(s: &Settings) -> crate::answer::AnswerConfig {
+    crate::answer::AnswerConfig {
+        min_relevance: s.answer.min_relevance,
+        min_cjk_overlap: s.answer.min_cjk_overlap,
+        curated_min_similarity: s.answer.curated_min_similarity,
+        max_passages: s.answer.max_passages,
+        max_question_chars: s.answer.max_question_chars,
+        max_output_tokens: s.llm.max_output_tokens,
+        temperature: s.llm.temperature,
+    }
+}
+
+pub fn memory_limits(s: &Settings) -> crate::answer::memory::MemoryLimits {
+    crate::answer::memory::MemoryLimits {
+        max_turns: s.answer.memory_turns,
+        ttl: Duration::from_secs(s.answer.memory_ttl_secs),
+    }
+}
+
+fn retry_policy(s: &Settings) -> crate::llm::retry::RetryPolicy {
+    crate::llm::retry::RetryPolicy {
+        max_retries: s.llm.max_retries,
+        backoff: Duration::from_millis(s.llm.backoff_ms),
+        max_wait: Duration::from_secs(s.llm.max_retry_wait_secs),
+    }
+}
+
+/// Builds one backend by name.
+pub fn backend(s: &Settings, name: &str) -> Result<Arc<dyn crate::llm::LanguageModel>, crate::llm::ModelError> {
+    use crate::llm::ModelError;
+    let timeout = Duration::from_secs(s.llm.timeout_secs);
+    match name {
+        "extractive" => Ok(Arc::new(crate::llm::extractive::ExtractiveModel::new())),
+        "gemini" => {
+            let key =
+                s.gemini.api_key.as_ref().ok_or_else(|| ModelError::Unavailable("gemini.api_key is not set".into()))?;
+            let opts = crate::llm::gemini::GeminiOptions {
+                base_url: s.gemini.base_url.clone(),
+                api_key: key.expose().to_string(),
+                model: s.gemini.model.clone(),
+                timeout,
+                retry: retry_policy(s),
+                thinking_level: None,
+                context_tokens: 1_000_000,
+            };
+            Ok(Arc::new(crate::llm::gemini::GeminiModel::new(opts)?))
+        }
+        "openai" => {
+            let base_url = s
+                .openai
+                .base_url
+                .clone()
+                .ok_or_else(|| ModelError::Unavailable("openai.base_url is not set".into()))?;
+            let opts = crate::llm::openai::OpenAiOptions {
+                base_url,
+                api_key: s.openai.api_key.as_ref().map(|k| k.expose().to_string()),
+                model: s.openai.model.clone(),
+                timeout,
+                retry: retry_policy(s),
+                context_tokens: 8192,
+            };
+            Ok(Arc::new(crate::llm::openai::OpenAiModel::new(opts)?))
+        }
+        "local" => {
+            let opts = crate::llm::local::LocalOptions {
+                model_path: s.local.model_path.clone(),
+                context_tokens: s.local.context_tokens,
+                threads: s.local.threads,
+                max_concurrency: s.local.max_concurrency,
+                timeout,
+            };
+            Ok(Arc::new(crate::llm::local::LocalModel::new(opts)?))
+        }
+        other => Err(ModelError::Unavailable(format!("unknown backend `{other}`"))),
+    }
+}
+
+/// The model chain of the settings (`llm.chain`, or derived), plus `extra` if given and not in
+/// it (for `--backend local`). A backend that cannot be built is left out with a warning, so the
+/// bot still answers; the failures are returned for the caller to report.
+pub fn model_chain(
+    s: &Settings,
+    extra: Option<&str>,
+) -> (crate::llm::chain::ModelChain, Vec<(String, crate::llm::ModelError)>) {
+    let mut names = s.effective_chain();
+    if let Some(extra) = extra
+        && !names.iter().any(|n| n == extra)
+    {
+        names.insert(0, extra.to_string());
+    }
+    let mut backends = Vec::new();
+    let mut failures = Vec::new();
+    for name in names {
+        match backend(s, &name) {
+            Ok(b) => backends.push(b),
+            Err(e) => {
+                tracing::warn!(backend = %name, error = %e, "backend unavailable, leaving it out of the chain");
+                failures.push((name, e));
+            }
+        }
+    }
+    (crate::llm::chain::ModelChain::new(backends), failures)
+}
+
+/// Public base URL per source root: `[[sources]]` first, then what the index recorded at ingest.
+pub fn root_urls(s: &Settings, meta: Option<&crate::store::IndexMeta>) -> std::collections::HashMap<String, String> {
+    let mut urls = std::collections::HashMap::new();
+    if let Some(meta) = meta {
+        for (name, state) in &meta.roots {
+            if let Some(url) = &state.url {
+                urls.insert(name.clone(), url.clone());
+            }
+        }
+    }
+    for source in &s.sources {
+        if let Some(url) = &source.url {
+            urls.insert(source.name.clone(), url.clone());
+        }
+    }
+    urls
+}
