@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use supportbot_config::Settings;
+use supportbot_core::answer::memory::{ConversationMemory, FileMemory, InMemoryMemory};
+use supportbot_core::answer::{Answer, Answerer, Incoming, Outcome};
 use supportbot_core::document::{DocKind, citation};
 use supportbot_core::embed::Embedder;
 use supportbot_core::search::{SearchResult, Searcher};
@@ -26,8 +28,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Answer a question from the index, with citations (or say it cannot).
+    Ask(AskArgs),
+    /// An interactive conversation in the terminal; answers stream in as they are generated.
+    Chat(ChatArgs),
     /// Show the passages the index returns for a question.
     Search(SearchArgs),
+    /// Measure retrieval and answers on a labelled question set (JSON lines).
+    Eval(EvalArgs),
     /// Show what is indexed: documents, chunks, model, last sync.
     Status {
         /// Print JSON.
@@ -45,6 +53,100 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate the configuration and print it as it takes effect (secrets redacted).
     Check,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AskArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Continue a conversation: follow-up questions use its recent turns (kept beside the index).
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<String>,
+    /// Answer with this backend only (`gemini`, `openai`, `local`, `extractive`).
+    #[arg(long, value_name = "NAME", value_parser = ["gemini", "openai", "local", "extractive"])]
+    pub backend: Option<String>,
+    /// The question.
+    #[arg(required = true, num_args = 1.., value_name = "QUESTION")]
+    pub question: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChatArgs {
+    /// Answer with this backend only (`gemini`, `openai`, `local`, `extractive`).
+    #[arg(long, value_name = "NAME", value_parser = ["gemini", "openai", "local", "extractive"])]
+    pub backend: Option<String>,
+}
+
+/// One source as `supportbot ask --json` prints it (a public contract).
+#[derive(Debug, Serialize)]
+pub struct AskCitation {
+    pub n: usize,
+    pub citation: String,
+    pub title: String,
+    pub source: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AskLatency {
+    pub retrieval: u64,
+    pub generation: u64,
+    pub total: u64,
+}
+
+/// `supportbot ask --json` (a public contract).
+#[derive(Debug, Serialize)]
+pub struct AskOutput {
+    pub question: String,
+    pub outcome: Outcome,
+    pub answer: String,
+    pub citations: Vec<AskCitation>,
+    pub backend: Option<String>,
+    pub latency_ms: AskLatency,
+}
+
+impl AskOutput {
+    pub fn new(question: &str, a: &Answer) -> Self {
+        AskOutput {
+            question: question.to_string(),
+            outcome: a.outcome,
+            answer: a.text.clone(),
+            citations: a
+                .citations
+                .iter()
+                .map(|c| AskCitation {
+                    n: c.n,
+                    citation: c.citation.clone(),
+                    title: c.title.clone(),
+                    source: c.source.clone(),
+                    url: c.url.clone(),
+                })
+                .collect(),
+            backend: a.backend.clone(),
+            latency_ms: AskLatency {
+                retrieval: a.latency.retrieval,
+                generation: a.latency.generation,
+                total: a.latency.total,
+            },
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Print the report as JSON (with every question's result).
+    #[arg(long)]
+    pub json: bool,
+    /// Also show how the relevance gate would behave at other thresholds (calibration).
+    #[arg(long)]
+    pub sweep: bool,
+    /// Answer with this backend only.
+    #[arg(long, value_name = "NAME", value_parser = ["gemini", "openai", "local", "extractive"])]
+    pub backend: Option<String>,
+    /// The question set: one `{"q": ..., "expect": [...]}` or `{"q": ..., "unanswerable": true}` per line.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +246,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json } => status(&loaded.settings, json).await,
         Command::Search(args) => search(&loaded.settings, args).await,
+        Command::Ask(args) => ask(&loaded.settings, args).await,
+        Command::Eval(args) => eval(&loaded.settings, args).await,
+        Command::Chat(args) => chat(&loaded.settings, args).await,
     }
 }
 
@@ -297,6 +402,137 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
                 r.path
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the index and the embedder, checks they belong together, and builds the Answerer.
+async fn open_answerer(
+    settings: &Settings,
+    backend: Option<&str>,
+    memory: Arc<dyn ConversationMemory>,
+) -> anyhow::Result<Answerer> {
+    Ok(open_services(settings, backend, memory).await?.1)
+}
+
+/// The searcher and the Answerer around it.
+async fn open_services(
+    settings: &Settings,
+    backend: Option<&str>,
+    memory: Arc<dyn ConversationMemory>,
+) -> anyhow::Result<(Searcher, Answerer)> {
+    let store = open_for_reading(settings).await?;
+    let s = settings.clone();
+    let embedder: Arc<dyn Embedder> = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await??;
+    let meta = store.meta().await?.context("the index is empty: run `supportbot-ingest PATH` first")?;
+    wiring::compatibility(embedder.model_id(), embedder.dimension()).check(&meta)?;
+    let searcher = Searcher::new(store, embedder, wiring::search_params(settings));
+    let (chain, unavailable) = wiring::model_chain(settings, backend);
+    if let Some(name) = backend
+        && let Some((_, error)) = unavailable.iter().find(|(n, _)| n == name)
+    {
+        anyhow::bail!("backend `{name}` is not usable: {error}");
+    }
+    for (name, error) in &unavailable {
+        eprintln!("note: backend `{name}` left out of the chain: {error}");
+    }
+    let answerer = Answerer::new(
+        searcher.clone(),
+        chain,
+        memory,
+        wiring::answer_config(settings),
+        wiring::root_urls(settings, Some(&meta)),
+    );
+    Ok((searcher, answerer))
+}
+
+async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let cases = crate::eval::read_cases(&args.file)?;
+    let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
+    let (searcher, answerer) = open_services(settings, args.backend.as_deref(), memory).await?;
+    let results =
+        crate::eval::run(&cases, &searcher, &answerer, args.backend.as_deref(), settings.answer.max_passages).await?;
+    let report = crate::eval::report(results);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        crate::eval::print_table(&report);
+        if args.sweep {
+            crate::eval::print_sweep(&report.cases);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an answer for a person: the text, then its sources.
+fn print_answer(a: &Answer) {
+    println!("{}", a.text);
+    print_sources(a);
+}
+
+fn print_sources(a: &Answer) {
+    if a.citations.is_empty() {
+        return;
+    }
+    println!();
+    println!("Sources:");
+    for c in &a.citations {
+        let link = c.url.as_deref().unwrap_or(&c.citation);
+        println!("  [{}] {} — {}", c.n, c.title, link);
+    }
+}
+
+async fn ask(settings: &Settings, args: AskArgs) -> anyhow::Result<ExitCode> {
+    let question = args.question.join(" ");
+    let (memory, conversation): (Arc<dyn ConversationMemory>, String) = match &args.conversation {
+        Some(id) => {
+            let dir = settings.store.path.parent().unwrap_or(&settings.store.path).join("conversations");
+            (Arc::new(FileMemory::new(dir, wiring::memory_limits(settings))), id.clone())
+        }
+        None => (Arc::new(InMemoryMemory::new(wiring::memory_limits(settings))), "cli".to_string()),
+    };
+    let answerer = open_answerer(settings, args.backend.as_deref(), memory).await?;
+    let answer = answerer.answer(&Incoming::new("cli", &conversation, "cli", &question), args.backend.as_deref()).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&AskOutput::new(&question, &answer))?);
+    } else {
+        print_answer(&answer);
+        if let Some(backend) = &answer.backend {
+            eprintln!("({:?} by {backend} in {} ms)", answer.outcome, answer.latency.total);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn chat(settings: &Settings, args: ChatArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
+    let answerer = open_answerer(settings, args.backend.as_deref(), memory).await?;
+    let conversation = format!("chat-{}", std::process::id());
+    eprintln!("Ask a question (empty line or Ctrl-D to quit). Backends: {}", answerer.chain().names().join(" → "));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+    loop {
+        eprint!("> ");
+        let _ = std::io::stderr().flush();
+        let Some(line) = lines.next_line().await? else { break };
+        let question = line.trim();
+        if question.is_empty() || question == "/quit" {
+            break;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let printer = tokio::spawn(async move {
+            let mut out = std::io::stdout();
+            while let Some(piece) = rx.recv().await {
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+            }
+        });
+        let incoming = Incoming::new("cli", &conversation, "cli", question);
+        let answer = answerer.answer_streaming(&incoming, args.backend.as_deref(), tx).await;
+        let _ = printer.await;
+        println!();
+        print_sources(&answer);
+        println!();
     }
     Ok(ExitCode::SUCCESS)
 }

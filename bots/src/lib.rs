@@ -2,3 +2,4 @@
 //! Telegram and the web console as they land) and the `supportbot` binary's commands.
 
 pub mod cli;
+pub mod eval;

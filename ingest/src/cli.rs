@@ -30,6 +30,10 @@ pub struct Args {
     /// Print a machine-readable JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write the chunks that would be embedded to FILE as JSON lines and exit, without touching
+    /// the index (for benchmarks, and to inspect how documents are cut).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "rebuild"])]
+    pub export_chunks: Option<PathBuf>,
     /// Directories or files to ingest; each is one source root. Default: every configured [[sources]].
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -112,6 +116,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
 
+    if let Some(file) = &args.export_chunks {
+        let chunker = Chunker::from_model_dir(&settings.embedding.model_dir, settings.ingest.chunk_tokens)?;
+        let (chunks, failures) = pipeline::export_chunks(&roots, &chunker, settings.ingest.max_file_bytes)?;
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?,
+        );
+        for c in &chunks {
+            serde_json::to_writer(&mut out, c)?;
+            std::io::Write::write_all(&mut out, b"\n")?;
+        }
+        std::io::Write::flush(&mut out)?;
+        for f in &failures {
+            eprintln!("skipped {}/{}: {}", f.root, f.path, f.reason);
+        }
+        let tokens: usize = chunks.iter().map(|c| c.tokens).sum();
+        eprintln!("wrote {} chunks ({tokens} tokens) to {}", chunks.len(), file.display());
+        return Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_SKIPPED) });
+    }
+
     let summary = if args.dry_run {
         // A dry run needs neither the model nor a writable index.
         let store = match wiring::open_store(&settings, 0, false).await {
@@ -186,13 +209,14 @@ fn print_summary(s: &Summary) {
         let docs = s.added + s.changed;
         let rate = |n: usize| if s.seconds > 0.0 { n as f64 / s.seconds } else { 0.0 };
         println!(
-            "{} documents, {} chunks, {} tokens embedded in {:.1} s ({:.1} chunks/s, {:.0} tokens/s)",
+            "{} documents, {} chunks, {} tokens embedded in {:.1} s ({:.1} chunks/s, {:.0} tokens/s; embedding {:.1} s)",
             docs,
             s.chunks,
             s.tokens,
             s.seconds,
             rate(s.chunks),
-            rate(s.tokens)
+            rate(s.tokens),
+            s.embed_seconds
         );
     }
 }

@@ -65,6 +65,8 @@ pub struct Summary {
     /// Model tokens embedded.
     pub tokens: usize,
     pub seconds: f64,
+    /// Of `seconds`, the time spent computing embeddings.
+    pub embed_seconds: f64,
     pub dry_run: bool,
     pub roots: Vec<RootSummary>,
     pub failures: Vec<Failure>,
@@ -197,6 +199,49 @@ pub async fn prepare_index(
     }
 }
 
+/// One line of `--export-chunks`: exactly what the embedder would see.
+#[derive(Debug, Serialize)]
+pub struct ExportedChunk {
+    pub root: String,
+    pub citation: String,
+    pub kind: &'static str,
+    pub language: String,
+    /// The text the dense embedder sees (contextual header + passage, or the FAQ question).
+    pub embed_text: String,
+    pub tokens: usize,
+}
+
+/// Loads and chunks every file of `roots` without touching the index (for benchmarks and for
+/// inspecting how documents are cut). Returns the chunks and the files that failed.
+pub fn export_chunks(
+    roots: &[RootSpec],
+    chunker: &Chunker,
+    max_file_bytes: u64,
+) -> anyhow::Result<(Vec<ExportedChunk>, Vec<Failure>)> {
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for root in roots {
+        for f in scan(root, max_file_bytes, &mut failures)? {
+            match loaders::load(&f.source, f.format, &f.bytes) {
+                Ok(doc) => out.extend(chunker.chunk(&root.name, &doc, &root.tags, &f.hash).into_iter().map(|c| {
+                    ExportedChunk {
+                        root: root.name.clone(),
+                        citation: c.chunk.citation(),
+                        kind: c.chunk.kind.as_str(),
+                        language: c.chunk.language,
+                        embed_text: c.chunk.embed_text,
+                        tokens: c.tokens,
+                    }
+                })),
+                Err(e) => {
+                    failures.push(Failure { root: root.name.clone(), path: f.source.clone(), reason: e.to_string() })
+                }
+            }
+        }
+    }
+    Ok((out, failures))
+}
+
 /// A document ready to embed.
 struct Pending {
     doc: Document,
@@ -270,8 +315,9 @@ pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOpt
                 store.remove_document(&root.name, source).await?;
             }
             let written = write_documents(store.as_ref(), embedder, &root.name, pending, opts.progress).await?;
-            summary.chunks += written.0;
-            summary.tokens += written.1;
+            summary.chunks += written.chunks;
+            summary.tokens += written.tokens;
+            summary.embed_seconds += written.embed_seconds;
             if let Some(meta) = meta.as_mut() {
                 meta.roots.insert(
                     root.name.clone(),
@@ -301,14 +347,21 @@ pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOpt
     Ok(summary)
 }
 
-/// Embeds and writes documents group by group. Returns (chunks, tokens) written.
+/// What `write_documents` wrote.
+struct Written {
+    chunks: usize,
+    tokens: usize,
+    embed_seconds: f64,
+}
+
+/// Embeds and writes documents group by group.
 async fn write_documents(
     store: &dyn KnowledgeStore,
     embedder: &Arc<dyn Embedder>,
     root: &str,
     pending: Vec<Pending>,
     progress: bool,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<Written> {
     let total_chunks: usize = pending.iter().map(|p| p.chunks.len()).sum();
     let bar = if progress && total_chunks > 0 {
         let bar = ProgressBar::new(total_chunks as u64);
@@ -322,7 +375,7 @@ async fn write_documents(
     } else {
         ProgressBar::hidden()
     };
-    let (mut chunks_written, mut tokens) = (0, 0);
+    let (mut chunks_written, mut tokens, mut embed_seconds) = (0, 0, 0.0);
     let mut group: Vec<Pending> = Vec::new();
     let mut group_chunks = 0;
     let mut iter = pending.into_iter().peekable();
@@ -335,7 +388,9 @@ async fn write_documents(
         let texts: Vec<String> =
             group.iter().flat_map(|p| p.chunks.iter().map(|c| c.chunk.embed_text.clone())).collect();
         let e = embedder.clone();
+        let embed_started = Instant::now();
         let vectors = tokio::task::spawn_blocking(move || e.embed_documents(&texts)).await??;
+        embed_seconds += embed_started.elapsed().as_secs_f64();
         let mut vectors = vectors.into_iter();
         for p in group.drain(..) {
             bar.set_message(p.doc.source.clone());
@@ -368,7 +423,7 @@ async fn write_documents(
         group_chunks = 0;
     }
     bar.finish_and_clear();
-    Ok((chunks_written, tokens))
+    Ok(Written { chunks: chunks_written, tokens, embed_seconds })
 }
 
 #[cfg(test)]

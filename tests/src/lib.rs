@@ -1,6 +1,8 @@
 //! supportbot-tests: end-to-end tests across crates, and helpers shared by them: locating the
 //! built binaries and the model assets, and running commands in a scratch working directory.
 
+pub mod fakes;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

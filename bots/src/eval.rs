@@ -1,0 +1,393 @@
+//! `supportbot eval FILE.jsonl`: measures retrieval and answering on a labelled question set.
+//! Each line is `{"q": ..., "expect": [citation, ...]}` or `{"q": ..., "unanswerable": true}`,
+//! with an optional `"lang"`. Reports hit@1, hit@5 and MRR of the expected citations in search
+//! results, how often unanswerable questions abstain and answerable ones wrongly do, whether
+//! answers cite an expected source, and whether every citation points at a retrieved passage,
+//! broken down by language. `--sweep` shows the relevance gate at other thresholds, which is how
+//! `answer.min_relevance` and `answer.min_cjk_overlap` are calibrated.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use supportbot_core::answer::{Answerer, Incoming, Outcome, gate_score};
+use supportbot_core::lang::is_cjk_text;
+use supportbot_core::search::Searcher;
+use supportbot_core::store::SearchFilter;
+
+/// One labelled question.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    pub q: String,
+    #[serde(default)]
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub unanswerable: bool,
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+impl Case {
+    pub fn language(&self) -> String {
+        self.lang.clone().unwrap_or_else(|| if is_cjk_text(&self.q) { "zh".into() } else { "en".into() })
+    }
+}
+
+/// Reads a question set, naming the line of any bad entry.
+pub fn read_cases(path: &Path) -> anyhow::Result<Vec<Case>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut cases = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with("//") {
+            continue;
+        }
+        let case: Case = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a question entry", path.display(), i + 1))?;
+        if !case.unanswerable && case.expect.is_empty() {
+            anyhow::bail!("{} line {}: give `expect` citations or `\"unanswerable\": true`", path.display(), i + 1);
+        }
+        cases.push(case);
+    }
+    Ok(cases)
+}
+
+/// What happened to one question.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub q: String,
+    pub lang: String,
+    pub unanswerable: bool,
+    /// 1-based rank of the first expected citation in the search results (None: not in the top 10).
+    pub rank: Option<usize>,
+    pub outcome: Outcome,
+    /// The answer cites one of the expected citations.
+    pub cited_expected: bool,
+    /// Every citation of the answer points at a retrieved passage.
+    pub citations_valid: bool,
+    /// The score the relevance gate compared with its threshold.
+    pub gate_score: f32,
+    /// Best cosine similarity among the results.
+    pub cosine: f32,
+    /// Best share of the question's terms found in one of the top passages.
+    pub coverage: f32,
+    /// Name-like words of the question that no passage contains.
+    pub unknown_terms: Vec<String>,
+    /// Where the time of the answer went.
+    pub latency: LatencyRecord,
+    pub top_citations: Vec<String>,
+}
+
+/// Milliseconds of one answer, by stage.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct LatencyRecord {
+    pub retrieval: u64,
+    /// Prompt building and the citation check.
+    pub prompt: u64,
+    /// From asking the model chain to its first piece of text (0 when no model was asked).
+    pub first_token: u64,
+    pub generation: u64,
+    pub total: u64,
+    /// Everything but the model: total − generation.
+    pub outside_model: u64,
+}
+
+/// p50 and p95 of one stage.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p95: u64,
+}
+
+/// Nearest-rank percentile of a list of values.
+pub fn percentile(values: &[u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Figures for one language (or all).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Metrics {
+    pub answerable: usize,
+    pub unanswerable: usize,
+    pub hit_at_1: f64,
+    pub hit_at_5: f64,
+    pub mrr: f64,
+    /// Share of unanswerable questions that abstained.
+    pub abstain_unanswerable: f64,
+    /// Share of answerable questions that wrongly abstained.
+    pub abstain_answerable: f64,
+    /// Among answered answerable questions: share whose answer cites an expected source.
+    pub answer_cites_expected: f64,
+    /// Among all answers with citations: share whose citations all point at retrieved passages.
+    pub citation_validity: f64,
+}
+
+fn share(n: usize, d: usize) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+pub fn metrics<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Metrics {
+    let results: Vec<&CaseResult> = results.into_iter().collect();
+    let answerable: Vec<&&CaseResult> = results.iter().filter(|r| !r.unanswerable).collect();
+    let unanswerable: Vec<&&CaseResult> = results.iter().filter(|r| r.unanswerable).collect();
+    let answered: Vec<&&&CaseResult> = answerable.iter().filter(|r| r.outcome != Outcome::Abstained).collect();
+    let with_citations: Vec<&&CaseResult> = results.iter().filter(|r| r.outcome != Outcome::Abstained).collect();
+    Metrics {
+        answerable: answerable.len(),
+        unanswerable: unanswerable.len(),
+        hit_at_1: share(answerable.iter().filter(|r| r.rank == Some(1)).count(), answerable.len()),
+        hit_at_5: share(answerable.iter().filter(|r| r.rank.is_some_and(|k| k <= 5)).count(), answerable.len()),
+        mrr: if answerable.is_empty() {
+            0.0
+        } else {
+            answerable.iter().map(|r| r.rank.map_or(0.0, |k| 1.0 / k as f64)).sum::<f64>() / answerable.len() as f64
+        },
+        abstain_unanswerable: share(
+            unanswerable.iter().filter(|r| r.outcome == Outcome::Abstained).count(),
+            unanswerable.len(),
+        ),
+        abstain_answerable: share(
+            answerable.iter().filter(|r| r.outcome == Outcome::Abstained).count(),
+            answerable.len(),
+        ),
+        answer_cites_expected: share(answered.iter().filter(|r| r.cited_expected).count(), answered.len()),
+        citation_validity: share(with_citations.iter().filter(|r| r.citations_valid).count(), with_citations.len()),
+    }
+}
+
+/// A latency stage: its name and how to read it from a record.
+type Stage = (&'static str, fn(&LatencyRecord) -> u64);
+
+/// The full report: overall and per language.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub overall: Metrics,
+    /// Latency by stage over the questions a model was asked (answered or fallback).
+    pub latency_ms: BTreeMap<String, Percentiles>,
+    pub by_language: BTreeMap<String, Metrics>,
+    pub cases: Vec<CaseResult>,
+}
+
+pub fn report(cases: Vec<CaseResult>) -> Report {
+    let mut langs: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+    for c in &cases {
+        langs.entry(c.lang.clone()).or_default().push(c);
+    }
+    let by_language = langs.into_iter().map(|(l, rs)| (l, metrics(rs))).collect();
+    let generated: Vec<&LatencyRecord> = cases
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Answered | Outcome::Fallback))
+        .map(|c| &c.latency)
+        .collect();
+    let stages: [Stage; 6] = [
+        ("retrieval", |l| l.retrieval),
+        ("prompt", |l| l.prompt),
+        ("first_token", |l| l.first_token),
+        ("generation", |l| l.generation),
+        ("total", |l| l.total),
+        ("outside_model", |l| l.outside_model),
+    ];
+    let latency_ms = stages
+        .iter()
+        .map(|(name, f)| {
+            let values: Vec<u64> = generated.iter().map(|l| f(l)).collect();
+            (name.to_string(), Percentiles { p50: percentile(&values, 50.0), p95: percentile(&values, 95.0) })
+        })
+        .collect();
+    Report { overall: metrics(&cases), latency_ms, by_language, cases }
+}
+
+/// Runs every case: a search for the retrieval figures, then a full answer.
+pub async fn run(
+    cases: &[Case],
+    searcher: &Searcher,
+    answerer: &Answerer,
+    backend: Option<&str>,
+    max_passages: usize,
+) -> anyhow::Result<Vec<CaseResult>> {
+    let mut out = Vec::with_capacity(cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        let results = searcher.search(&case.q, Some(10), &SearchFilter::default()).await?;
+        let citations: Vec<String> = results.iter().map(|r| r.chunk.citation()).collect();
+        let rank = citations.iter().position(|c| case.expect.contains(c)).map(|p| p + 1);
+        let score = gate_score(&case.q, &results, max_passages);
+        let cosine = results.iter().filter_map(|r| r.dense_score).fold(0.0, f32::max);
+        let coverage = results
+            .iter()
+            .take(max_passages)
+            .map(|r| supportbot_core::answer::gate::lexical_coverage(&case.q, &r.chunk.text))
+            .fold(0.0, f32::max);
+        let mut unknown_terms = Vec::new();
+        for term in supportbot_core::answer::gate::name_like_terms(&case.q) {
+            if !searcher.has_term(&term).await? {
+                unknown_terms.push(term);
+            }
+        }
+        // A fresh conversation per question: no follow-up context leaks between cases.
+        let answer = answerer.answer(&Incoming::new("eval", &format!("eval-{i}"), "eval", &case.q), backend).await;
+        let retrieved: Vec<&str> = answer.passages.iter().map(|p| p.citation.as_str()).collect();
+        out.push(CaseResult {
+            q: case.q.clone(),
+            lang: case.language(),
+            unanswerable: case.unanswerable,
+            rank,
+            outcome: answer.outcome,
+            cited_expected: answer.citations.iter().any(|c| case.expect.contains(&c.citation)),
+            citations_valid: answer.citations.iter().all(|c| retrieved.contains(&c.citation.as_str())),
+            gate_score: score,
+            cosine,
+            coverage,
+            unknown_terms,
+            latency: LatencyRecord {
+                retrieval: answer.latency.retrieval,
+                prompt: answer.latency.prompt,
+                first_token: answer.latency.first_token.unwrap_or(0),
+                generation: answer.latency.generation,
+                total: answer.latency.total,
+                outside_model: answer.latency.total.saturating_sub(answer.latency.generation),
+            },
+            top_citations: citations.into_iter().take(5).collect(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn print_table(r: &Report) {
+    println!(
+        "{:<8} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "lang", "ans", "unans", "hit@1", "hit@5", "MRR", "abst(un)", "abst(ans)", "cites-exp", "cit-valid"
+    );
+    let row = |name: &str, m: &Metrics| {
+        println!(
+            "{:<8} {:>5} {:>5} {:>6.2} {:>6.2} {:>6.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            name,
+            m.answerable,
+            m.unanswerable,
+            m.hit_at_1,
+            m.hit_at_5,
+            m.mrr,
+            m.abstain_unanswerable,
+            m.abstain_answerable,
+            m.answer_cites_expected,
+            m.citation_validity
+        )
+    };
+    for (lang, m) in &r.by_language {
+        row(lang, m);
+    }
+    row("all", &r.overall);
+    if !r.latency_ms.is_empty() {
+        println!();
+        println!("latency of model answers (ms): stage p50/p95");
+        let line: Vec<String> = ["retrieval", "prompt", "first_token", "generation", "total", "outside_model"]
+            .iter()
+            .filter_map(|k| r.latency_ms.get(*k).map(|p| format!("{k} {}/{}", p.p50, p.p95)))
+            .collect();
+        println!("  {}", line.join(", "));
+    }
+}
+
+/// Abstention shares if the gate threshold were `t`, per script group: (threshold,
+/// unanswerable abstaining, answerable abstaining).
+pub fn sweep(results: &[CaseResult], cjk: bool) -> Vec<(f32, f64, f64)> {
+    let group: Vec<&CaseResult> = results.iter().filter(|r| is_cjk_text(&r.q) == cjk).collect();
+    let (un, an): (Vec<&&CaseResult>, Vec<&&CaseResult>) = group.iter().partition(|r| r.unanswerable);
+    (0..=40)
+        .map(|i| 0.1 + i as f32 * 0.02)
+        .map(|t| {
+            (
+                t,
+                share(un.iter().filter(|r| r.gate_score < t).count(), un.len()),
+                share(an.iter().filter(|r| r.gate_score < t).count(), an.len()),
+            )
+        })
+        .collect()
+}
+
+pub fn print_sweep(results: &[CaseResult]) {
+    for (cjk, key) in [(false, "answer.min_relevance (cosine)"), (true, "answer.min_cjk_overlap (bigram overlap)")] {
+        let rows = sweep(results, cjk);
+        if rows.iter().all(|(_, u, a)| *u == 0.0 && *a == 0.0) {
+            continue;
+        }
+        println!();
+        println!("{key}: threshold → abstaining unanswerable / answerable");
+        for (t, u, a) in rows {
+            println!("  {t:.2}  {u:>5.2}  {a:>5.2}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(unanswerable: bool, rank: Option<usize>, outcome: Outcome) -> CaseResult {
+        CaseResult {
+            q: "q".into(),
+            lang: "en".into(),
+            unanswerable,
+            rank,
+            outcome,
+            cited_expected: rank == Some(1),
+            citations_valid: true,
+            gate_score: if unanswerable { 0.2 } else { 0.6 },
+            cosine: 0.0,
+            coverage: 0.0,
+            unknown_terms: vec![],
+            latency: LatencyRecord::default(),
+            top_citations: vec![],
+        }
+    }
+
+    #[test]
+    fn metrics_count_ranks_and_abstentions() {
+        let rs = vec![
+            result(false, Some(1), Outcome::Answered),
+            result(false, Some(3), Outcome::Answered),
+            result(false, None, Outcome::Abstained),
+            result(true, None, Outcome::Abstained),
+            result(true, None, Outcome::Answered),
+        ];
+        let m = metrics(&rs);
+        assert_eq!((m.answerable, m.unanswerable), (3, 2));
+        assert!((m.hit_at_1 - 1.0 / 3.0).abs() < 1e-9);
+        assert!((m.hit_at_5 - 2.0 / 3.0).abs() < 1e-9);
+        assert!((m.mrr - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-9);
+        assert!((m.abstain_unanswerable - 0.5).abs() < 1e-9);
+        assert!((m.abstain_answerable - 1.0 / 3.0).abs() < 1e-9);
+        assert!((m.answer_cites_expected - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn sweep_separates_by_gate_score() {
+        let rs = vec![result(false, Some(1), Outcome::Answered), result(true, None, Outcome::Abstained)];
+        let rows = sweep(&rs, false);
+        let at = |t: f32| rows.iter().find(|(x, _, _)| (x - t).abs() < 1e-3).copied().unwrap();
+        assert_eq!((at(0.3).1, at(0.3).2), (1.0, 0.0));
+        assert_eq!((at(0.7).1, at(0.7).2), (1.0, 1.0));
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!((percentile(&v, 50.0), percentile(&v, 95.0)), (50, 95));
+        assert_eq!(percentile(&[7], 95.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("q.jsonl");
+        std::fs::write(&f, "{\"q\": \"a\", \"expect\": [\"x\"]}\n{\"q\": \"b\"}\n").unwrap();
+        let err = read_cases(&f).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}
