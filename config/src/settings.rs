@@ -48,6 +48,8 @@ pub struct Settings {
     pub review: ReviewSettings,
     /// `[web]`: the HTTP server (web chat, webhooks, metrics).
     pub web: WebSettings,
+    /// `[limits]`: rate limits of the chat channels.
+    pub limits: LimitSettings,
 }
 
 /// `[store]`: the knowledge index.
@@ -228,6 +230,10 @@ pub struct TelegramSettings {
     pub webhook_url: Option<String>,
     /// Secret Telegram echoes in `X-Telegram-Bot-Api-Secret-Token` on webhook calls.
     pub webhook_secret: Option<Secret>,
+    /// Chats (ids) the bot answers in; empty means every chat it is in.
+    pub allowed_chats: Vec<i64>,
+    /// Stream answers by editing the message as it is written (at most about once a second).
+    pub stream_edits: bool,
 }
 
 /// `[discord]`: Discord bot.
@@ -240,6 +246,19 @@ pub struct DiscordSettings {
     pub api_url: String,
     /// Application id, used to register slash commands.
     pub application_id: Option<u64>,
+    /// Register `/ask` in these guilds only (instant, for development); empty registers it
+    /// globally (production; Discord takes a while to propagate it).
+    pub command_guilds: Vec<u64>,
+    /// Guilds the bot answers in; empty means every guild it is in.
+    pub allowed_guilds: Vec<u64>,
+    /// Channels where every message is a question (besides mentions and `/ask` everywhere).
+    pub answer_channels: Vec<u64>,
+    /// Forum channels whose new posts get an answer in their thread.
+    pub forum_channels: Vec<u64>,
+    /// Open a thread per question answered in a channel (keeps busy channels readable).
+    pub thread_per_question: bool,
+    /// Answer direct messages.
+    pub dms: bool,
 }
 
 /// `[review]`: the human review queue.
@@ -250,6 +269,24 @@ pub struct ReviewSettings {
     pub database_url: DatabaseUrl,
     /// Salt for hashing user ids before they are stored.
     pub user_salt: Option<Secret>,
+    /// Store platform user ids as they are instead of salted hashes (default false).
+    pub raw_user_ids: bool,
+    /// Answers with less confidence than this enter the review queue (default 0.5).
+    pub low_confidence: f32,
+}
+
+/// `[limits]`: how often people may ask, per user and per chat or channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Questions one user may ask per minute (default 6).
+    pub per_user_per_minute: u32,
+    /// Questions one chat, group or channel may ask per minute (default 30).
+    pub per_chat_per_minute: u32,
+    /// Answers generated at the same time across all channels; more wait (default 8).
+    pub max_concurrent_answers: usize,
+    /// Seconds `serve` waits for answers in flight when asked to stop (default 30).
+    pub shutdown_grace_secs: u64,
 }
 
 /// `[web]`: the HTTP server.
@@ -335,13 +372,33 @@ impl Settings {
                 api_url: "https://api.telegram.org".into(),
                 webhook_url: None,
                 webhook_secret: None,
+                allowed_chats: Vec::new(),
+                stream_edits: false,
             },
-            discord: DiscordSettings { token: None, api_url: "https://discord.com".into(), application_id: None },
+            discord: DiscordSettings {
+                token: None,
+                api_url: "https://discord.com".into(),
+                application_id: None,
+                command_guilds: Vec::new(),
+                allowed_guilds: Vec::new(),
+                answer_channels: Vec::new(),
+                forum_channels: Vec::new(),
+                thread_per_question: false,
+                dms: true,
+            },
             review: ReviewSettings {
                 database_url: DatabaseUrl::new("sqlite://.supportbot/review.sqlite"),
                 user_salt: None,
+                raw_user_ids: false,
+                low_confidence: 0.5,
             },
             web: WebSettings { listen: "127.0.0.1:8080".into(), metrics_token: None },
+            limits: LimitSettings {
+                per_user_per_minute: 6,
+                per_chat_per_minute: 30,
+                max_concurrent_answers: 8,
+                shutdown_grace_secs: 30,
+            },
         }
     }
 

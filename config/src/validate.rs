@@ -67,6 +67,7 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         ("answer.min_relevance", s.answer.min_relevance),
         ("answer.min_cjk_overlap", s.answer.min_cjk_overlap),
         ("answer.curated_min_similarity", s.answer.curated_min_similarity),
+        ("review.low_confidence", s.review.low_confidence),
     ];
     for (key, value) in thresholds {
         if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
@@ -75,7 +76,7 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
     }
 
     // Positive limits.
-    let limits: [(&str, u64); 15] = [
+    let limits: [(&str, u64); 18] = [
         ("embedding.batch_size", s.embedding.batch_size as u64),
         ("embedding.threads", s.embedding.threads as u64),
         ("embedding.max_tokens", s.embedding.max_tokens as u64),
@@ -91,6 +92,9 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         ("local.threads", u64::from(s.local.threads)),
         ("local.max_concurrency", s.local.max_concurrency as u64),
         ("answer.memory_ttl_secs", s.answer.memory_ttl_secs),
+        ("limits.per_user_per_minute", u64::from(s.limits.per_user_per_minute)),
+        ("limits.per_chat_per_minute", u64::from(s.limits.per_chat_per_minute)),
+        ("limits.max_concurrent_answers", s.limits.max_concurrent_answers as u64),
     ];
     for (key, value) in limits {
         if value == 0 {
