@@ -128,6 +128,10 @@ pub struct Chunk {
     pub url: Option<String>,
     /// sha256 of the whole source document: unchanged documents are not re-embedded.
     pub content_hash: String,
+    /// For a curated answer: the documentation passage it rests on (`source#anchor`), which is
+    /// what the answer cites.
+    #[serde(default)]
+    pub cites: Option<String>,
 }
 
 impl Chunk {

@@ -82,6 +82,14 @@ impl Searcher {
         &self.params
     }
 
+    pub fn store(&self) -> &Arc<dyn KnowledgeStore> {
+        &self.store
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
     /// Whether any passage contains `term` (as the BM25 tokenizer sees it).
     pub async fn has_term(&self, term: &str) -> Result<bool, SearchError> {
         Ok(!self.store.sparse_search(term, 1, &SearchFilter::default()).await?.is_empty())
@@ -187,6 +195,7 @@ mod tests {
                 answer: None,
                 url: None,
                 content_hash: String::new(),
+                cites: None,
             },
             score,
         }

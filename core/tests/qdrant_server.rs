@@ -33,6 +33,7 @@ fn chunk(source: &str, text: &str, dense: Vec<f32>, lang: &str) -> StoredChunk {
             answer: None,
             url: None,
             content_hash: "h".into(),
+            cites: None,
         },
         dense,
         lexical_text: text.into(),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::document::DocKind;
@@ -49,7 +49,7 @@ impl Incoming {
 }
 
 /// How a question was handled. The names are a public contract (`supportbot ask --json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// An FAQ or approved answer, verbatim; no model was asked.
@@ -81,15 +81,15 @@ pub enum AbstainReason {
 }
 
 /// Milliseconds spent in each stage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     /// Embedding the question and searching the index.
     pub retrieval: u64,
     /// Building the prompt and checking the answer (what happens outside the model, besides retrieval).
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub prompt: u64,
     /// From asking the chain to its first piece of text.
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub first_token: Option<u64>,
     /// Asking the model chain, until its last piece of text.
     pub generation: u64,
@@ -97,7 +97,7 @@ pub struct Latency {
 }
 
 /// A passage that was retrieved for the question (kept for the review log and the console).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrievedPassage {
     pub citation: String,
     pub title: String,
@@ -320,11 +320,28 @@ impl Answerer {
     }
 
     fn citation_for(&self, r: &SearchResult, n: usize) -> Citation {
+        // A curated answer cites the documentation passage it rests on, when it names one.
+        if let Some(cites) = &r.chunk.cites {
+            let source = cites.split('#').next().unwrap_or(cites).to_string();
+            return Citation {
+                n,
+                citation: cites.clone(),
+                title: r.chunk.title.clone(),
+                source,
+                url: r.chunk.url.clone(),
+            };
+        }
         let citation = r.chunk.citation();
         let url = r.chunk.url.clone().or_else(|| {
             self.root_urls.get(&r.chunk.root).map(|base| format!("{}/{}", base.trim_end_matches('/'), citation))
         });
         Citation { n, citation, title: r.chunk.title.clone(), source: r.chunk.source.clone(), url }
+    }
+
+    /// The searcher behind this Answerer (for the console's "test a question" and for writing
+    /// curated answers into the index).
+    pub fn searcher(&self) -> &Searcher {
+        &self.searcher
     }
 
     async fn prepare(&self, incoming: &Incoming, started: Instant) -> Prepared {

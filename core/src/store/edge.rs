@@ -441,6 +441,7 @@ mod tests {
                 answer: None,
                 url: None,
                 content_hash: "h".into(),
+                cites: None,
             },
             dense,
             lexical_text: text.into(),

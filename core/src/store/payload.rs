@@ -44,6 +44,7 @@ pub fn chunk_payload(c: &Chunk) -> Value {
         "answer": c.answer,
         "url": c.url,
         "content_hash": c.content_hash,
+        "cites": c.cites,
     })
 }
 
@@ -90,6 +91,7 @@ pub fn chunk_from_payload(id: uuid::Uuid, p: &Map<String, Value>) -> Result<Chun
         answer: opt_str(p, "answer"),
         url: opt_str(p, "url"),
         content_hash: opt_str(p, "content_hash").unwrap_or_default(),
+        cites: opt_str(p, "cites"),
     })
 }
 
@@ -172,6 +174,7 @@ mod tests {
             answer: None,
             url: None,
             content_hash: "abc".into(),
+            cites: None,
         }
     }
 
