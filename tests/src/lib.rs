@@ -168,3 +168,51 @@ pub fn labelled_questions() -> Vec<LabelledQuestion> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
         .collect()
 }
+
+/// Settings for in-process tests: built-in defaults with the model assets of `scripts/setup`,
+/// the index in `index_dir`, and the working directory `cwd`.
+pub fn test_settings(cwd: &Path, index_dir: &Path) -> supportbot_config::Settings {
+    let mut s = supportbot_config::Settings::defaults(cwd, &data_dir());
+    s.store.path = index_dir.to_path_buf();
+    s
+}
+
+/// An index of `examples/` (ingested by the real binary into a scratch directory) and an
+/// in-process Answerer over it, with the default chain (extractive) unless `settings` says
+/// otherwise. The returned `Workspace` keeps the index alive. `None` when the model assets are
+/// missing (and not under `CI=true`, where that panics).
+pub async fn examples_answerer(
+    test: &str,
+    configure: impl FnOnce(&mut supportbot_config::Settings),
+) -> Option<(Workspace, supportbot_core::answer::Answerer)> {
+    use std::sync::Arc;
+    use supportbot_core::answer::memory::InMemoryMemory;
+    use supportbot_core::embed::Embedder as _;
+    use supportbot_core::wiring;
+
+    if !assets_available(test) {
+        return None;
+    }
+    let ws = Workspace::new();
+    let examples = examples_dir();
+    let (code, summary) = ws.ingest_json(&[examples.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "{summary}");
+    let mut settings = test_settings(ws.path(), &ws.index_dir());
+    configure(&mut settings);
+    let s = settings.clone();
+    let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await.expect("join").expect("embedder");
+    let store = wiring::open_store(&settings, embedder.dimension(), false).await.expect("index");
+    let meta = store.meta().await.expect("meta");
+    let searcher = supportbot_core::search::Searcher::new(store, embedder, wiring::search_params(&settings));
+    let (chain, unavailable) = wiring::model_chain(&settings, None);
+    assert!(unavailable.is_empty(), "backends unavailable: {unavailable:?}");
+    let memory = Arc::new(InMemoryMemory::new(wiring::memory_limits(&settings)));
+    let answerer = supportbot_core::answer::Answerer::new(
+        searcher,
+        chain,
+        memory,
+        wiring::answer_config(&settings),
+        wiring::root_urls(&settings, meta.as_ref()),
+    );
+    Some((ws, answerer))
+}

@@ -19,8 +19,10 @@
 //! events go out as several body chunks a few milliseconds apart, each event cut in two and its
 //! separator split across writes, to catch clients that parse per chunk.
 
+pub mod discord;
 pub mod gemini;
 pub mod openai;
+pub mod telegram;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
