@@ -32,6 +32,8 @@ pub enum Command {
     Ask(AskArgs),
     /// An interactive conversation in the terminal; answers stream in as they are generated.
     Chat(ChatArgs),
+    /// Run the configured chat channels (Telegram, Discord) and the HTTP server until stopped.
+    Serve,
     /// Show the passages the index returns for a question.
     Search(SearchArgs),
     /// Measure retrieval and answers on a labelled question set (JSON lines).
@@ -247,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status(&loaded.settings, json).await,
         Command::Search(args) => search(&loaded.settings, args).await,
         Command::Ask(args) => ask(&loaded.settings, args).await,
+        Command::Serve => serve(&loaded.settings).await,
         Command::Eval(args) => eval(&loaded.settings, args).await,
         Command::Chat(args) => chat(&loaded.settings, args).await,
     }
@@ -534,5 +537,12 @@ async fn chat(settings: &Settings, args: ChatArgs) -> anyhow::Result<ExitCode> {
         print_sources(&answer);
         println!();
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
+    let answerer = open_answerer(settings, None, memory).await?;
+    crate::serve::run(settings, answerer, crate::serve::stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

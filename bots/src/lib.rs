@@ -1,5 +1,10 @@
 //! supportbot-bots: the channels that carry questions to the core (command line today; Discord,
 //! Telegram and the web console as they land) and the `supportbot` binary's commands.
 
+pub mod channel;
 pub mod cli;
+pub mod discord;
 pub mod eval;
+pub mod serve;
+pub mod telegram;
+pub mod web;
