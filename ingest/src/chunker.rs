@@ -99,6 +99,7 @@ impl Chunker {
                                 answer: None,
                                 url: None,
                                 content_hash: content_hash.to_string(),
+                                cites: None,
                             },
                         });
                     }
@@ -136,6 +137,7 @@ impl Chunker {
                             answer: Some(entry.answer.clone()),
                             url: entry.url.clone(),
                             content_hash: content_hash.to_string(),
+                            cites: None,
                         },
                     });
                 }
