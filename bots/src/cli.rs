@@ -49,6 +49,26 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Accounts of the operator console and the API: add, list, remove.
+    Operator {
+        #[command(subcommand)]
+        command: crate::admin::OperatorCommand,
+    },
+    /// API tokens for the JSON API.
+    Token {
+        #[command(subcommand)]
+        command: crate::admin::TokenCommand,
+    },
+    /// The answer log: purge old exchanges, export them, erase one user's data.
+    Review {
+        #[command(subcommand)]
+        command: crate::admin::ReviewCommand,
+    },
+    /// Curated answers: export them as an FAQ file for `supportbot-ingest`.
+    Curated {
+        #[command(subcommand)]
+        command: crate::admin::CuratedCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +272,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(&loaded.settings).await,
         Command::Eval(args) => eval(&loaded.settings, args).await,
         Command::Chat(args) => chat(&loaded.settings, args).await,
+        Command::Operator { command } => crate::admin::operator(&loaded.settings, command).await,
+        Command::Token { command } => crate::admin::token(&loaded.settings, command).await,
+        Command::Review { command } => crate::admin::review(&loaded.settings, command).await,
+        Command::Curated { command } => crate::admin::curated(&loaded.settings, command).await,
     }
 }
 

@@ -107,7 +107,10 @@ pub async fn run(
     eprintln!("supportbot: serving on http://{addr}");
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.cancelled().await }).await
+        // The peer address feeds the per-address limit on sign-in attempts.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
     });
 
     stop.await;

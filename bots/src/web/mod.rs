@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod metrics;
 pub mod ops;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .merge(console::routes())
         .merge(api::routes())
         .with_state(state)

@@ -465,6 +465,34 @@ impl SqlReviewStore {
         .transpose()
     }
 
+    /// Every operator account, by username.
+    pub async fn list_operators(&self) -> Result<Vec<Operator>, ReviewError> {
+        let rows = sqlx::query("SELECT username, password_hash, role FROM operators ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Operator {
+                    username: r.try_get("username")?,
+                    password_hash: r.try_get("password_hash")?,
+                    role: Role::parse(&r.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes an operator account with its sessions and API tokens; `false` when there was none.
+    pub async fn delete_operator(&self, username: &str) -> Result<bool, ReviewError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["sessions", "api_tokens"] {
+            let sql = format!("DELETE FROM {table} WHERE username = $1");
+            sqlx::query(&sql).bind(username).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM operators WHERE username = $1").bind(username).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn create_session(
         &self,
         token_hash: &str,

@@ -300,8 +300,9 @@ fn item_view(e: &Exchange, queued: Option<&QueueItem>, feedback: &[Feedback], dr
         })
         .collect();
     let mut drafts = drafts.unwrap_or_default();
-    // The edit form starts from the bot's answer (also after another form failed).
-    if drafts.answer.trim().is_empty() {
+    // The edit form starts from the bot's answer (also after another form failed); after an
+    // abstention it starts empty: the bot's "I don't know" is no draft of an answer.
+    if drafts.answer.trim().is_empty() && e.outcome != Outcome::Abstained {
         drafts.answer = e.answer.clone();
     }
     ItemView {
@@ -443,7 +444,15 @@ pub(super) async fn act(
         },
         "edit" => {
             let answer = form.answer.as_deref().unwrap_or_default();
-            ops::approve(&state, &id, who, Some(answer), &lines(form.questions.as_deref())).await.map(drop)
+            match state.review.exchange(&id).await {
+                // The same guard as `approve`: the abstention's own text submitted as the correction.
+                Ok(Some(e)) if e.outcome == Outcome::Abstained && answer.trim() == e.answer.trim() => {
+                    Err(ops::OpError::Invalid(
+                        "this is the bot's own \"I don't know\": write the answer users should get".into(),
+                    ))
+                }
+                _ => ops::approve(&state, &id, who, Some(answer), &lines(form.questions.as_deref())).await.map(drop),
+            }
         }
         "reject" => ops::reject(&state, &id, who, note).await.map(drop),
         "resolve" => ops::resolve(&state, &id, who, note).await.map(drop),
