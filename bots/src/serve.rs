@@ -97,6 +97,9 @@ pub async fn run(
         metrics_token: settings.web.metrics_token.as_ref().map(|t| t.expose().to_string()),
         deliverers,
     };
+    // Operators' buttons and replies in chat act through the same operations as the console.
+    let desk: Arc<dyn crate::channel::OperatorDesk> = Arc::new(crate::web::ops::Desk(state.clone()));
+    core.set_desk(&desk);
     let mut app = crate::web::router(state);
     for w in webhooks {
         app = app.merge(w);
@@ -130,5 +133,6 @@ pub async fn run(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    drop(desk);
     Ok(())
 }

@@ -234,6 +234,10 @@ pub struct TelegramSettings {
     pub allowed_chats: Vec<i64>,
     /// Stream answers by editing the message as it is written (at most about once a second).
     pub stream_edits: bool,
+    /// Operators' group: requests for a person and 👎 are posted there with "take over" and
+    /// "approve" buttons, and a reply to such a post is sent to the user. Everyone in the
+    /// group acts as an operator.
+    pub operator_chat: Option<i64>,
 }
 
 /// `[discord]`: Discord bot.
@@ -373,6 +377,7 @@ impl Settings {
                 webhook_url: None,
                 webhook_secret: None,
                 allowed_chats: Vec::new(),
+                operator_chat: None,
                 stream_edits: false,
             },
             discord: DiscordSettings {

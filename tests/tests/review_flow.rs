@@ -103,6 +103,9 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         settings.web.metrics_token = Some(Secret::new(METRICS_TOKEN));
         settings.telegram.token = Some(Secret::new(fake_tg::TOKEN));
         settings.telegram.api_url = tg.api_url.clone();
+        let ops = Chat::supergroup(-1_001_500, "Driftwood support team");
+        tg.add_chat(&ops);
+        settings.telegram.operator_chat = Some(ops.id);
         settings.discord.token = Some(Secret::new(fake_discord::TOKEN));
         settings.discord.api_url = discord.base_url.clone();
         settings.discord.application_id = None;
@@ -185,28 +188,49 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
             .unwrap();
         assert_eq!(as_viewer.status(), 403);
 
-        // The operator replies: the user gets it in the same chat, as a reply to the question,
-        // marked as coming from a person.
+        // The request is posted to the operators' group, with the question and a way to take over.
+        let olga = User::new(5005, "Olga");
+        tg.wait_until(WAIT, "the escalation in the operators' group", |t| {
+            t.bot_messages().iter().any(|m| m.chat_id == ops.id && m.visible_text().contains(&id))
+        })
+        .await;
+        let post = tg.bot_messages().into_iter().find(|m| m.chat_id == ops.id).unwrap();
+        assert!(post.visible_text().contains("asked for a person"), "{}", post.visible_text());
+        assert!(post.visible_text().contains(OUTLOOK));
+        assert_eq!(post.callback_data(), [format!("op:c:{id}")], "an abstention can be taken over, not approved");
+        let pressed = tg.press(&olga, ops.id, post.message_id, &format!("op:c:{id}"));
+        tg.wait_until(WAIT, "the take-over acknowledged", |t| {
+            t.calls_to("answerCallbackQuery").iter().any(|c| c.body["callback_query_id"] == pressed)
+        })
+        .await;
+        let claimed: Value = api(&format!("/queue/{id}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(claimed["status"], "claimed");
+        assert_eq!(claimed["claimed_by"], "telegram:5005");
+        // Operators chatting among themselves reach nobody.
         let sent_before = tg.bot_messages().len();
-        let replied = http
-            .post(format!("{base}/api/v1/queue/{id}/reply"))
-            .bearer_auth(&token)
-            .json(&json!({ "text": "Hi Ann, use the .ics export for now." }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(replied.status(), 200, "{}", replied.text().await.unwrap_or_default());
-        tg.wait_until(WAIT, "the operator's reply in the chat", |t| t.bot_messages().len() > sent_before).await;
-        let person = tg.bot_messages().into_iter().last().unwrap();
-        assert_eq!(person.chat_id, chat.id);
+        tg.post(NewMessage::new(&ops, &olga, "I'll take this one"));
+
+        // Olga answers by replying to the post: the user gets it in the same chat, as a reply
+        // to the question, marked as coming from a person; the group gets a confirmation.
+        let answered =
+            tg.post(NewMessage::new(&ops, &olga, "Hi Ann, use the .ics export for now.").reply_to(post.message_id));
+        tg.wait_until(WAIT, "the operator's reply in the user's chat", |t| {
+            t.bot_messages().iter().skip(sent_before).any(|m| m.chat_id == chat.id)
+        })
+        .await;
+        let person = tg.bot_messages().into_iter().skip(sent_before).find(|m| m.chat_id == chat.id).unwrap();
         assert!(person.visible_text().contains("support team"), "marked as from a person: {}", person.visible_text());
         assert!(person.visible_text().contains("use the .ics export"));
         assert!(person.callback_data().is_empty(), "a person's reply has no feedback buttons");
-        let send = tg.calls_to("sendMessage").into_iter().last().unwrap();
-        assert_eq!(send.reply_to(), Some(asked.message_id), "a reply to the user's question");
+        assert_eq!(person.reply_to, Some(asked.message_id), "a reply to the user's question");
+        let confirmations = tg.wait_replies(&answered, 1, WAIT).await;
+        assert!(confirmations[0].visible_text().contains("Sent to the user"));
         let resolved: Value = api(&format!("/queue/{id}")).send().await.unwrap().json().await.unwrap();
         assert_eq!(resolved["status"], "resolved");
-        assert_eq!(resolved["actions"].as_array().unwrap().last().unwrap()["kind"], "reply");
+        let last = resolved["actions"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["kind"].as_str(), last["operator"].as_str()), (Some("reply"), Some("telegram:5005")));
+        let chatter = tg.bot_messages().iter().skip(sent_before).filter(|m| m.chat_id == ops.id).count();
+        assert_eq!(chatter, 1, "only the confirmation was posted in the group");
 
         // The operator also corrects the answer: it becomes a curated answer...
         let approved = http

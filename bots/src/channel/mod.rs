@@ -11,7 +11,7 @@ pub mod split;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use supportbot_core::answer::prompt::question_language;
@@ -72,6 +72,25 @@ pub trait Deliverer: Send + Sync {
     async fn deliver(&self, delivery: &serde_json::Value, text: &str) -> anyhow::Result<()>;
 }
 
+/// Posts escalations (a user asked for a person, or pressed 👎) where operators live in chat:
+/// an operators' Telegram group. Implemented by platform adapters.
+#[async_trait::async_trait]
+pub trait Escalator: Send + Sync {
+    async fn escalate(&self, exchange: &Exchange, why: FeedbackKind) -> anyhow::Result<()>;
+}
+
+/// What operators can do from a chat (the buttons and replies of an escalation post): the same
+/// actions as the console and the API. Implemented by `web::ops` over the review store.
+#[async_trait::async_trait]
+pub trait OperatorDesk: Send + Sync {
+    /// Claims the item for `operator`.
+    async fn take_over(&self, id: &str, operator: &str) -> anyhow::Result<()>;
+    /// Approves the bot's answer: it becomes a curated answer.
+    async fn approve(&self, id: &str, operator: &str) -> anyhow::Result<()>;
+    /// Sends `text` to the user in the original chat, marked as coming from a person.
+    async fn reply(&self, id: &str, operator: &str, text: &str) -> anyhow::Result<()>;
+}
+
 /// How a person's reply is introduced in the chat, so users know it is not the bot.
 pub fn from_a_person(text: &str, language: &str) -> String {
     match language {
@@ -104,6 +123,9 @@ pub struct ChannelCore {
     /// Last answer id per conversation, for `/human` without a button.
     last_answer: Mutex<HashMap<String, String>>,
     metrics: Mutex<Metrics>,
+    escalators: RwLock<Vec<Arc<dyn Escalator>>>,
+    /// Weak: the desk holds the web state, which holds this core.
+    desk: RwLock<Option<Weak<dyn OperatorDesk>>>,
 }
 
 /// Counters for `/metrics` (this process only).
@@ -169,6 +191,51 @@ impl ChannelCore {
                 latency_buckets: LATENCY_BUCKETS_MS.iter().map(|b| (*b, 0)).collect(),
                 ..Metrics::default()
             }),
+            escalators: RwLock::default(),
+            desk: RwLock::default(),
+        }
+    }
+
+    /// Escalations (requests for a person, 👎) are also posted through `e`.
+    pub fn add_escalator(&self, e: Arc<dyn Escalator>) {
+        if let Ok(mut v) = self.escalators.write() {
+            v.push(e);
+        }
+    }
+
+    /// Operators' actions from chat go to `desk` (kept alive by the caller).
+    pub fn set_desk(&self, desk: &Arc<dyn OperatorDesk>) {
+        if let Ok(mut d) = self.desk.write() {
+            *d = Some(Arc::downgrade(desk));
+        }
+    }
+
+    /// The operator desk, when `serve` set one up.
+    pub fn desk(&self) -> Option<Arc<dyn OperatorDesk>> {
+        self.desk.read().ok().and_then(|d| d.as_ref().and_then(Weak::upgrade))
+    }
+
+    /// Posts an escalation through every escalator, in the background.
+    async fn escalate(&self, id: &str, why: FeedbackKind) {
+        let escalators = self.escalators.read().map(|v| v.clone()).unwrap_or_default();
+        if escalators.is_empty() {
+            return;
+        }
+        let exchange = match self.log.exchange(id).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the exchange to escalate");
+                return;
+            }
+        };
+        for e in escalators {
+            let exchange = exchange.clone();
+            tokio::spawn(async move {
+                if let Err(err) = e.escalate(&exchange, why).await {
+                    tracing::error!(error = %format!("{err:#}"), "could not post an escalation");
+                }
+            });
         }
     }
 
@@ -290,6 +357,9 @@ impl ChannelCore {
                         FeedbackKind::Human => "human",
                     };
                     *m.feedback.entry(k.to_string()).or_default() += 1;
+                }
+                if kind != FeedbackKind::Up {
+                    self.escalate(&fb.exchange_id, kind).await;
                 }
                 FeedbackAck { text: ack_text(kind).into(), recorded: Some(kind) }
             }

@@ -24,6 +24,7 @@ use teloxide::{ApiError, RequestError};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use super::escalate;
 use super::incoming::{self, Action, Identity, Target};
 use super::render::{self, Lang, Part};
 use super::send::{self, Typing};
@@ -60,6 +61,8 @@ pub(crate) struct Channel {
     /// Empty: every chat.
     pub allowed_chats: HashSet<i64>,
     pub stream_edits: bool,
+    /// The operators' group (escalations), if configured.
+    pub operator_chat: Option<ChatId>,
 }
 
 impl Channel {
@@ -102,6 +105,15 @@ async fn on_message(bot: Bot, msg: Message, channel: Arc<Channel>) -> Result<(),
 }
 
 async fn handle_message(bot: &Bot, msg: &Message, channel: &Channel) -> anyhow::Result<()> {
+    if channel.operator_chat == Some(msg.chat.id) {
+        // Operators talk among themselves there; only replies to escalation posts are for users.
+        if let Some(confirmation) = escalate::operator_message(&channel.core, msg, channel.me.id).await {
+            send::send_text(bot, &Target::reply_to(msg), &confirmation)
+                .await
+                .context("confirming an operator's reply")?;
+        }
+        return Ok(());
+    }
     if !channel.allows(msg.chat.id) {
         return Ok(());
     }
@@ -281,6 +293,13 @@ async fn on_callback(bot: Bot, q: CallbackQuery, channel: Arc<Channel>) -> Resul
 
 async fn handle_callback(bot: &Bot, q: &CallbackQuery, channel: &Channel) -> anyhow::Result<()> {
     let data = q.data.as_deref().unwrap_or_default();
+    let in_operator_chat = q.regular_message().is_some_and(|m| Some(m.chat.id) == channel.operator_chat);
+    if in_operator_chat && let Some(text) = escalate::press(&channel.core, data, &q.from).await {
+        send::retrying("answerCallbackQuery", bot.answer_callback_query(q.id.clone()).text(text))
+            .await
+            .context("acknowledging an operator's button")?;
+        return Ok(());
+    }
     let ack = channel.core.press(PLATFORM, &q.from.id.0.to_string(), data).await;
     send::retrying("answerCallbackQuery", bot.answer_callback_query(q.id.clone()).text(ack.text.clone()))
         .await

@@ -12,6 +12,7 @@
 //! token), and teloxide removes the token from the URLs in its network errors.
 
 mod deliver;
+mod escalate;
 mod handlers;
 mod incoming;
 mod render;
@@ -78,7 +79,11 @@ pub async fn start(
         me: Identity { id: me.id, username: username.clone() },
         allowed_chats: settings.allowed_chats.iter().copied().collect(),
         stream_edits: settings.stream_edits,
+        operator_chat: settings.operator_chat.map(ChatId),
     });
+    if let Some(chat) = settings.operator_chat {
+        channel.core.add_escalator(Arc::new(escalate::TelegramEscalator { bot: bot.clone(), chat: ChatId(chat) }));
+    }
     let dispatcher = Dispatcher::builder(bot.clone(), handlers::handler_tree())
         .dependencies(dptree::deps![channel])
         .distribution_function(incoming::lane)

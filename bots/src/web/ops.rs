@@ -241,6 +241,34 @@ pub async fn test_question(state: &AppState, question: &str) -> Result<(Vec<Sear
     Ok((results, answer))
 }
 
+/// The operator desk behind escalation posts in chat: the same actions as the console.
+pub struct Desk(pub AppState);
+
+#[async_trait::async_trait]
+impl crate::channel::OperatorDesk for Desk {
+    async fn take_over(&self, id: &str, operator: &str) -> anyhow::Result<()> {
+        claim(&self.0, id, operator).await?;
+        Ok(())
+    }
+
+    async fn approve(&self, id: &str, operator: &str) -> anyhow::Result<()> {
+        let e = self.0.review.exchange(id).await.map_err(internal)?.ok_or_else(|| OpError::NotFound(id.to_string()))?;
+        if e.outcome == supportbot_core::answer::Outcome::Abstained {
+            return Err(OpError::Invalid(
+                "the bot did not answer: reply to the post, or correct it in the console".into(),
+            )
+            .into());
+        }
+        approve(&self.0, id, operator, None, &[]).await?;
+        Ok(())
+    }
+
+    async fn reply(&self, id: &str, operator: &str, text: &str) -> anyhow::Result<()> {
+        reply(&self.0, id, operator, text).await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
