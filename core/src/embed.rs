@@ -46,7 +46,7 @@ pub struct FastEmbedOptions {
     /// The ONNX Runtime shared library (`libonnxruntime.so.*`).
     pub onnxruntime_path: PathBuf,
     pub model_id: String,
-    /// Texts per inference call. Measured on 2 cores: 16 is the sweet spot (see BENCHMARKS.md).
+    /// Texts per inference call (default 16; BENCHMARKS.md has the measurements so far).
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
