@@ -166,6 +166,13 @@ pub struct EvalArgs {
     /// Answer with this backend only.
     #[arg(long, value_name = "NAME", value_parser = ["gemini", "openai", "local", "extractive"])]
     pub backend: Option<String>,
+    /// Fail (exit 1) when a figure is below a floor: `SCOPE.METRIC=VALUE`, SCOPE being
+    /// `overall` or a language (`en.hit_at_5=0.9`). Repeatable; a regression gate for CI.
+    #[arg(long = "min", value_name = "SCOPE.METRIC=VALUE")]
+    pub min: Vec<String>,
+    /// Fail (exit 1) when a figure is above a ceiling (`overall.abstain_answerable=0.05`).
+    #[arg(long = "max", value_name = "SCOPE.METRIC=VALUE")]
+    pub max: Vec<String>,
     /// The question set: one `{"q": ..., "expect": [...]}` or `{"q": ..., "unanswerable": true}` per line.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
@@ -487,6 +494,13 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
         if args.sweep {
             crate::eval::print_sweep(&report.cases);
         }
+    }
+    let failures = crate::eval::check_limits(&report, &args.min, &args.max)?;
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("eval: {f}");
+        }
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

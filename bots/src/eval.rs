@@ -29,6 +29,14 @@ pub struct Case {
 }
 
 impl Case {
+    /// Whether `citation` is one of the expected ones. An expected citation without `#anchor`
+    /// names a whole page: any passage of that page counts.
+    pub fn expects(&self, citation: &str) -> bool {
+        self.expect
+            .iter()
+            .any(|e| if e.contains('#') { e == citation } else { citation.split('#').next() == Some(e.as_str()) })
+    }
+
     pub fn language(&self) -> String {
         self.lang.clone().unwrap_or_else(|| if is_cjk_text(&self.q) { "zh".into() } else { "en".into() })
     }
@@ -161,6 +169,42 @@ pub fn metrics<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Metrics
     }
 }
 
+/// Checks the report against floors (`min`) and ceilings (`max`) written `SCOPE.METRIC=VALUE`
+/// (`en.hit_at_5=0.95`, `overall.abstain_answerable=0.05`). Returns what is out of bounds; a
+/// malformed limit, an unknown scope or metric is an error.
+pub fn check_limits(report: &Report, min: &[String], max: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut failures = Vec::new();
+    for (limits, is_floor) in [(min, true), (max, false)] {
+        for limit in limits {
+            let (key, value) =
+                limit.split_once('=').with_context(|| format!("limit {limit:?}: expected SCOPE.METRIC=VALUE"))?;
+            let (scope, metric) =
+                key.split_once('.').with_context(|| format!("limit {limit:?}: expected SCOPE.METRIC=VALUE"))?;
+            let bound: f64 =
+                value.trim().parse().with_context(|| format!("limit {limit:?}: {value:?} is not a number"))?;
+            let metrics = if scope == "overall" {
+                &report.overall
+            } else {
+                report.by_language.get(scope).with_context(|| {
+                    format!("limit {limit:?}: no questions in language {scope:?} (have: overall, {})", {
+                        report.by_language.keys().cloned().collect::<Vec<_>>().join(", ")
+                    })
+                })?
+            };
+            let v = serde_json::to_value(metrics)?;
+            let actual = v.get(metric).and_then(serde_json::Value::as_f64).with_context(|| {
+                let names: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+                format!("limit {limit:?}: unknown metric {metric:?} (have: {})", names.join(", "))
+            })?;
+            if (is_floor && actual < bound) || (!is_floor && actual > bound) {
+                let relation = if is_floor { "below the floor" } else { "above the ceiling" };
+                failures.push(format!("{scope}.{metric} = {actual:.3}, {relation} {bound}"));
+            }
+        }
+    }
+    Ok(failures)
+}
+
 /// A latency stage: its name and how to read it from a record.
 type Stage = (&'static str, fn(&LatencyRecord) -> u64);
 
@@ -203,6 +247,24 @@ pub fn report(cases: Vec<CaseResult>) -> Report {
     Report { overall: metrics(&cases), latency_ms, by_language, cases }
 }
 
+/// 1-based rank of the first expected citation among the results. When every expectation
+/// names a whole page, the results are counted by page (several passages of one page are one
+/// rank), as page-level relevance is usually measured.
+pub fn rank_of_expected(case: &Case, citations: &[String]) -> Option<usize> {
+    if case.expect.iter().all(|e| !e.contains('#')) {
+        let mut pages: Vec<&str> = Vec::new();
+        for c in citations {
+            let page = c.split('#').next().unwrap_or(c);
+            if !pages.contains(&page) {
+                pages.push(page);
+            }
+        }
+        pages.iter().position(|p| case.expects(p)).map(|p| p + 1)
+    } else {
+        citations.iter().position(|c| case.expects(c)).map(|p| p + 1)
+    }
+}
+
 /// Runs every case: a search for the retrieval figures, then a full answer.
 pub async fn run(
     cases: &[Case],
@@ -215,7 +277,7 @@ pub async fn run(
     for (i, case) in cases.iter().enumerate() {
         let results = searcher.search(&case.q, Some(10), &SearchFilter::default()).await?;
         let citations: Vec<String> = results.iter().map(|r| r.chunk.citation()).collect();
-        let rank = citations.iter().position(|c| case.expect.contains(c)).map(|p| p + 1);
+        let rank = rank_of_expected(case, &citations);
         let score = gate_score(&case.q, &results, max_passages);
         let cosine = results.iter().filter_map(|r| r.dense_score).fold(0.0, f32::max);
         let coverage = results
@@ -238,7 +300,7 @@ pub async fn run(
             unanswerable: case.unanswerable,
             rank,
             outcome: answer.outcome,
-            cited_expected: answer.citations.iter().any(|c| case.expect.contains(&c.citation)),
+            cited_expected: answer.citations.iter().any(|c| case.expects(&c.citation)),
             citations_valid: answer.citations.iter().all(|c| retrieved.contains(&c.citation.as_str())),
             gate_score: score,
             cosine,
@@ -327,6 +389,43 @@ pub fn print_sweep(results: &[CaseResult]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_flag_figures_out_of_bounds_and_reject_unknown_names() {
+        let rep = report(vec![
+            result(false, Some(1), Outcome::Answered),
+            result(false, Some(7), Outcome::Abstained),
+            result(true, None, Outcome::Abstained),
+        ]);
+        let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = check_limits(&rep, &strs(&["en.hit_at_1=0.5", "overall.abstain_unanswerable=1"]), &[]).unwrap();
+        assert!(ok.is_empty(), "{ok:?}");
+        let failed =
+            check_limits(&rep, &strs(&["en.hit_at_5=0.9"]), &strs(&["overall.abstain_answerable=0.05"])).unwrap();
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert!(failed[0].contains("en.hit_at_5 = 0.500, below the floor 0.9"), "{failed:?}");
+        assert!(check_limits(&rep, &strs(&["fr.hit_at_5=0.9"]), &[]).unwrap_err().to_string().contains("fr"));
+        assert!(check_limits(&rep, &strs(&["en.hit_at_9=0.9"]), &[]).unwrap_err().to_string().contains("hit_at_9"));
+        assert!(check_limits(&rep, &strs(&["en.hit_at_5"]), &[]).is_err());
+    }
+
+    #[test]
+    fn page_level_expectations_match_any_anchor_of_the_page() {
+        let case = Case {
+            q: "q".into(),
+            expect: vec!["en-US/text/a.html".into(), "docs/b.md#setup".into()],
+            unanswerable: false,
+            lang: None,
+        };
+        assert!(case.expects("en-US/text/a.html#hd_id1"));
+        assert!(case.expects("en-US/text/a.html"));
+        assert!(!case.expects("en-US/text/a.html.bak#x"));
+        assert!(case.expects("docs/b.md#setup"));
+        assert!(!case.expects("docs/b.md#other"), "an anchored expectation stays exact");
+        let page_case = Case { expect: vec!["p/c.html".into()], ..case.clone() };
+        let results: Vec<String> = ["p/a.html#1", "p/a.html#2", "p/b.html", "p/c.html#x"].map(String::from).to_vec();
+        assert_eq!(rank_of_expected(&page_case, &results), Some(3), "pages are ranked, not passages");
+    }
 
     fn result(unanswerable: bool, rank: Option<usize>, outcome: Outcome) -> CaseResult {
         CaseResult {

@@ -61,6 +61,9 @@ pub struct Document {
     /// Path relative to its source root, with `/` separators (`guide/install.html`).
     pub source: String,
     pub title: String,
+    /// Index terms the page declares (`<meta name="keywords">`, schema.org `keywords`): they
+    /// are embedded and indexed with every passage of the page, not shown.
+    pub keywords: Vec<String>,
     pub body: Body,
 }
 

@@ -63,7 +63,7 @@ impl Chunker {
                 let all_text: String = sections.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
                 let doc_language = detect_language(&all_text);
                 for section in sections {
-                    let header = header(&doc.title, &section.heading_path);
+                    let header = header(&doc.title, &section.heading_path, &doc.keywords);
                     let budget = self.chunk_tokens.saturating_sub(self.count_tokens(&header)).max(MIN_BODY_TOKENS);
                     let splitter = TextSplitter::new(ChunkConfig::new(budget).with_sizer(&self.tokenizer));
                     for piece in splitter.chunks(&section.text) {
@@ -148,8 +148,9 @@ impl Chunker {
 }
 
 /// The contextual header embedded with each passage: the title and the headings above it
-/// ("Installing > Behind a proxy"), without repeating the title when the first heading is it.
-fn header(title: &str, heading_path: &[String]) -> String {
+/// ("Installing > Behind a proxy"), without repeating the title when the first heading is it,
+/// then the page's keywords, if it declares any.
+fn header(title: &str, heading_path: &[String], keywords: &[String]) -> String {
     let mut parts: Vec<&str> = Vec::new();
     if !title.is_empty() {
         parts.push(title);
@@ -159,7 +160,12 @@ fn header(title: &str, heading_path: &[String]) -> String {
             parts.push(h);
         }
     }
-    parts.join(" > ")
+    let path = parts.join(" > ");
+    match (path.is_empty(), keywords.is_empty()) {
+        (_, true) => path,
+        (true, false) => format!("({})", keywords.join("; ")),
+        (false, false) => format!("{path}\n({})", keywords.join("; ")),
+    }
 }
 
 #[cfg(test)]
@@ -179,8 +185,24 @@ mod tests {
         t
     }
 
+    #[test]
+    fn headers_carry_the_path_and_the_pages_keywords() {
+        let kw = vec!["words; counting".to_string(), "word count".to_string()];
+        assert_eq!(header("Counting Words", &["Counting Words".into()], &[]), "Counting Words");
+        assert_eq!(
+            header("Counting Words", &["Extended".into()], &kw),
+            "Counting Words > Extended\n(words; counting; word count)"
+        );
+        assert_eq!(header("", &[], &kw), "(words; counting; word count)");
+    }
+
     fn doc(sections: Vec<Section>) -> Document {
-        Document { source: "guide/install.md".into(), title: "Installing".into(), body: Body::Sections(sections) }
+        Document {
+            source: "guide/install.md".into(),
+            title: "Installing".into(),
+            keywords: Vec::new(),
+            body: Body::Sections(sections),
+        }
     }
 
     #[test]
@@ -222,6 +244,7 @@ mod tests {
         let d = Document {
             source: "faq/general.csv".into(),
             title: "general".into(),
+            keywords: Vec::new(),
             body: Body::Faq(vec![FaqEntry {
                 question: "How do I reset my password?".into(),
                 answer: "Open Settings, then Security.".into(),

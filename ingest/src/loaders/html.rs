@@ -22,7 +22,31 @@ pub(super) fn load(source: &str, text: &str) -> Result<Document, LoadError> {
         return Err(LoadError::Empty);
     }
     let title = page_title(&doc, &page.h1s).unwrap_or_else(|| file_stem(source));
-    Ok(Document { source: source.to_owned(), title, body: Body::Sections(page.sections) })
+    let keywords = page_keywords(&doc);
+    Ok(Document { source: source.to_owned(), title, keywords, body: Body::Sections(page.sections) })
+}
+
+/// At most this many keyword entries per page are kept.
+const MAX_KEYWORDS: usize = 24;
+
+/// The page's declared index terms: `<meta name="keywords">` and schema.org microdata
+/// `<meta itemprop="keywords">` (help systems such as LibreOffice's put their index there),
+/// in order, without duplicates.
+fn page_keywords(doc: &Html) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in doc.root_element().descendent_elements().filter(|e| e.value().name() == "meta") {
+        let v = e.value();
+        let is_keywords = v.attr("name").is_some_and(|n| n.eq_ignore_ascii_case("keywords"))
+            || v.attr("itemprop").is_some_and(|n| n.eq_ignore_ascii_case("keywords"));
+        if !is_keywords {
+            continue;
+        }
+        let content = collapse_ws(v.attr("content").unwrap_or_default());
+        if !content.is_empty() && !out.contains(&content) && out.len() < MAX_KEYWORDS {
+            out.push(content);
+        }
+    }
+    out
 }
 
 /// Plain text of an HTML fragment (used for HTML blocks inside Markdown): same chrome
@@ -814,6 +838,7 @@ mod tests {
             </body></html>"#;
         let d = doc(html);
         assert_eq!(d.title, "Inserting Page Breaks");
+        assert_eq!(d.keywords, ["page breaks"], "schema.org keywords are the page's index terms");
         assert_eq!(
             d.body,
             Body::Sections(vec![sec(

@@ -12,6 +12,7 @@ pub(super) fn load(source: &str, text: &str) -> Result<Document, LoadError> {
     Ok(Document {
         source: source.to_owned(),
         title: file_stem(source),
+        keywords: Vec::new(),
         body: Body::Sections(vec![Section { heading_path: Vec::new(), anchor: None, text }]),
     })
 }
