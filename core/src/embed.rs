@@ -25,6 +25,12 @@ pub enum EmbedError {
 pub trait Embedder: Send + Sync {
     /// Embeds documents (passages) for indexing, in order.
     fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Embeds documents whose token counts are known (`tokens[i]` for `texts[i]`, by the
+    /// model's tokenizer): batching inputs of equal length wastes no compute on padding.
+    fn embed_documents_sized(&self, texts: &[String], tokens: &[usize]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let _ = tokens;
+        self.embed_documents(texts)
+    }
     /// Embeds one search query.
     fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let mut v = self.embed_documents(&[text.to_string()])?;
@@ -134,17 +140,16 @@ impl FastEmbedder {
     }
 }
 
-impl Embedder for FastEmbedder {
-    fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+impl FastEmbedder {
+    /// Embeds `texts` in batches taken in order of `key` (a length): a batch is padded to its
+    /// longest input, so batching inputs of similar length wastes little compute on padding.
+    fn embed_by<K: Ord>(&self, texts: &[String], key: impl Fn(usize) -> K) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let mut model = self.model.lock().map_err(|_| EmbedError::Inference("embedder poisoned".into()))?;
-        let mut out = Vec::with_capacity(texts.len());
-        // Batch here rather than inside fastembed: padding is per batch (longest), so sorting
-        // inputs by length before batching wastes far less compute on padding tokens.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| key(i));
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
         for batch in order.chunks(self.batch_size) {
             let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
@@ -153,10 +158,24 @@ impl Embedder for FastEmbedder {
                 vectors[i] = Some(v);
             }
         }
-        for v in vectors {
-            out.push(v.ok_or_else(|| EmbedError::Inference("missing vector in batch output".into()))?);
+        vectors
+            .into_iter()
+            .map(|v| v.ok_or_else(|| EmbedError::Inference("missing vector in batch output".into())))
+            .collect()
+    }
+}
+
+impl Embedder for FastEmbedder {
+    fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        // Characters approximate tokens far better than bytes once CJK text is mixed in.
+        self.embed_by(texts, |i| texts[i].chars().count())
+    }
+
+    fn embed_documents_sized(&self, texts: &[String], tokens: &[usize]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if tokens.len() != texts.len() {
+            return self.embed_documents(texts);
         }
-        Ok(out)
+        self.embed_by(texts, |i| tokens[i])
     }
 
     fn dimension(&self) -> usize {

@@ -20,8 +20,12 @@ use crate::chunker::{Chunker, PreparedChunk};
 use crate::loaders;
 use crate::sync::{self, Plan, Scanned};
 
-/// Chunks embedded together: large enough to keep batches full across small files.
-const GROUP_CHUNKS: usize = 64;
+/// Chunks embedded together. The embedder sorts a group by token count before cutting it into
+/// batches, and a batch is padded to its longest input: the larger the group, the less compute
+/// goes to padding (on the LibreOffice task pages, in batches of 16: 5.6% of the padded tokens
+/// with groups of 64, 0.9% with 512; sorting by bytes instead of tokens: 9%). Documents are still
+/// written, and completed, one by one after their group is embedded.
+const GROUP_CHUNKS: usize = 512;
 
 /// A named root of documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,9 +391,10 @@ async fn write_documents(
         }
         let texts: Vec<String> =
             group.iter().flat_map(|p| p.chunks.iter().map(|c| c.chunk.embed_text.clone())).collect();
+        let sizes: Vec<usize> = group.iter().flat_map(|p| p.chunks.iter().map(|c| c.tokens)).collect();
         let e = embedder.clone();
         let embed_started = Instant::now();
-        let vectors = tokio::task::spawn_blocking(move || e.embed_documents(&texts)).await??;
+        let vectors = tokio::task::spawn_blocking(move || e.embed_documents_sized(&texts, &sizes)).await??;
         embed_seconds += embed_started.elapsed().as_secs_f64();
         let mut vectors = vectors.into_iter();
         for p in group.drain(..) {
