@@ -263,6 +263,10 @@ pub struct DiscordSettings {
     pub thread_per_question: bool,
     /// Answer direct messages.
     pub dms: bool,
+    /// Operators' channel: requests for a person and 👎 are posted there with "take over" and
+    /// "approve" buttons, and a reply to such a post is sent to the user. Everyone who can
+    /// write there acts as an operator.
+    pub operator_channel: Option<u64>,
 }
 
 /// `[review]`: the human review queue.
@@ -390,6 +394,7 @@ impl Settings {
                 forum_channels: Vec::new(),
                 thread_per_question: false,
                 dms: true,
+                operator_channel: None,
             },
             review: ReviewSettings {
                 database_url: DatabaseUrl::new("sqlite://.supportbot/review.sqlite"),

@@ -26,6 +26,8 @@ const OUTLOOK_AGAIN: &str = "how do i export my contacts from outlook to gmail";
 const CORRECTION: &str =
     "Driftwood does not read Outlook: export the contacts from Outlook as CSV and import them in Gmail.";
 const METRICS_TOKEN: &str = "metrics-token-for-tests";
+/// The operators' Discord channel.
+const OPS_CHANNEL: u64 = 9009;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -109,6 +111,8 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         settings.discord.token = Some(Secret::new(fake_discord::TOKEN));
         settings.discord.api_url = discord.base_url.clone();
         settings.discord.application_id = None;
+        discord.add_channel(OPS_CHANNEL, 4004);
+        settings.discord.operator_channel = Some(OPS_CHANNEL);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serve_settings = settings.clone();
@@ -299,20 +303,74 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
             .find_map(|c| c.strip_prefix("fb:h:"))
             .expect("buttons with the answer id")
             .to_string();
-        // An exchange the bot answered enters the queue when an operator acts on it.
-        let replied = http
-            .post(format!("{base}/api/v1/queue/{dc_id}/reply"))
-            .bearer_auth(&token)
-            .json(&json!({ "text": "At least 2 GB; 4 GB with the search add-on." }))
-            .send()
-            .await
+        // The user presses 👎: the exchange is posted to the operators' channel, pinging nobody,
+        // with Take over and Approve buttons.
+        let mut press = discord_fixture("button_press");
+        press["data"]["custom_id"] = json!(format!("fb:d:{dc_id}"));
+        discord.dispatch("INTERACTION_CREATE", press);
+        // (The Telegram user's request was posted here too: every operators' chat sees every
+        // escalation.)
+        let ops_path = format!("/channels/{OPS_CHANNEL}/messages");
+        let posted = discord.wait_for("POST", &ops_path, 2, WAIT).await;
+        assert!(posted[0].body["content"].as_str().unwrap().ends_with(&format!("ref: {id}")));
+        let post = &posted[1].body;
+        assert!(post["content"].as_str().unwrap().contains("unhelpful"), "{post}");
+        assert!(post["content"].as_str().unwrap().ends_with(&format!("ref: {dc_id}")), "{post}");
+        assert_eq!(post["allowed_mentions"]["parse"], json!([]), "{post}");
+        let ops_buttons: Vec<&str> = post["components"][0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["custom_id"].as_str())
+            .collect();
+        assert_eq!(ops_buttons, [format!("op:c:{dc_id}"), format!("op:a:{dc_id}")]);
+
+        // An operator takes it over from the channel...
+        let mut take = discord_fixture("button_press");
+        take["token"] = json!("tok-take-over");
+        take["channel_id"] = json!(OPS_CHANNEL.to_string());
+        take["channel"]["id"] = json!(OPS_CHANNEL.to_string());
+        take["member"]["user"] =
+            json!({"id": "6006", "username": "olga", "discriminator": "0", "global_name": "Olga", "avatar": null});
+        take["data"]["custom_id"] = json!(format!("op:c:{dc_id}"));
+        discord.dispatch("INTERACTION_CREATE", take);
+        let ack = discord.wait_for("POST", "/tok-take-over/callback", 1, WAIT).await;
+        assert!(ack[0].body["data"]["content"].as_str().unwrap().contains("yours"), "{}", ack[0].body);
+        let claimed: Value = api(&format!("/queue/{dc_id}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(
+            (claimed["status"].as_str(), claimed["claimed_by"].as_str()),
+            (Some("claimed"), Some("discord:olga"))
+        );
+
+        // ... and answers by replying to the post: the user gets it in their channel, as a reply
+        // to their question.
+        let bot_post = discord
+            .messages_in(OPS_CHANNEL)
+            .into_iter()
+            .find(|m| m["content"].as_str().is_some_and(|c| c.ends_with(&format!("ref: {dc_id}"))))
             .unwrap();
-        assert_eq!(replied.status(), 200, "{}", replied.text().await.unwrap_or_default());
+        let mut answer = discord_fixture("message_mention");
+        answer["id"] = json!("7707");
+        answer["channel_id"] = json!(OPS_CHANNEL.to_string());
+        answer["author"] =
+            json!({"id": "6006", "username": "olga", "discriminator": "0", "global_name": "Olga", "avatar": null});
+        answer["content"] = json!("At least 2 GB; 4 GB with the search add-on.");
+        answer["mentions"] = json!([]);
+        answer["type"] = json!(19);
+        answer["message_reference"] = json!({"message_id": bot_post["id"], "channel_id": OPS_CHANNEL.to_string()});
+        answer["referenced_message"] = bot_post.clone();
+        discord.dispatch("MESSAGE_CREATE", answer);
         let posts = discord.wait_for("POST", "/channels/2002/messages", 2, WAIT).await;
         let person = &posts[1].body;
         assert!(person["content"].as_str().unwrap().contains("support team"), "{person}");
+        assert!(person["content"].as_str().unwrap().contains("4 GB with the search add-on"), "{person}");
         assert_eq!(person["message_reference"]["message_id"], "1101", "a reply to the question");
         assert_eq!(person["allowed_mentions"]["parse"], json!([]), "pings nobody but the asker: {person}");
+        let confirmations = discord.wait_for("POST", &ops_path, 3, WAIT).await;
+        assert!(confirmations[2].body["content"].as_str().unwrap().contains("Sent to the user"));
+        assert_eq!(confirmations[2].body["message_reference"]["message_id"], "7707");
+        let resolved: Value = api(&format!("/queue/{dc_id}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(resolved["status"], "resolved");
 
         // /metrics counts what happened.
         let text =
@@ -320,6 +378,7 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         assert!(text.contains("supportbot_answers_total{channel=\"telegram\",outcome=\"abstained\"} 1"), "{text}");
         assert!(text.contains("supportbot_answers_total{channel=\"telegram\",outcome=\"curated\"} 1"), "{text}");
         assert!(text.contains("supportbot_feedback_total{kind=\"human\"} 1"), "{text}");
+        assert!(text.contains("supportbot_feedback_total{kind=\"down\"} 1"), "{text}");
 
         let _ = stop_tx.send(());
         let stopped = tokio::time::timeout(Duration::from_secs(30), server).await.expect("serve stops in time");

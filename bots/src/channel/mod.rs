@@ -4,6 +4,7 @@
 //! (`feedback`) and rate limiting (`ratelimit`). Platform adapters only translate events and
 //! replies.
 
+pub mod escalation;
 pub mod feedback;
 pub mod format;
 pub mod ratelimit;

@@ -55,6 +55,9 @@ pub enum Handled {
     Pressed(FeedbackAck),
     /// Sending failed; the user got the fixed apology if Discord still took it. Details are in the log.
     Failed { answer_id: Option<String> },
+    /// An operator acted from the operators' channel (a button, or a reply to a post); the
+    /// text is what they were told.
+    Operator(String),
 }
 
 /// Where a message was posted, as far as the gateway's cache knows.
@@ -223,8 +226,27 @@ impl DiscordBot {
         }
     }
 
+    /// An ephemeral acknowledgement of a button press.
+    async fn ephemeral_to(&self, http: &Http, component: &ComponentInteraction, text: &str) {
+        let response = CreateInteractionResponse::Message(
+            CreateInteractionResponseMessage::new().content(text).ephemeral(true).allowed_mentions(no_mentions()),
+        );
+        if let Err(e) =
+            with_retry(&self.options.retry, "button ack", || component.create_response(http, response.clone())).await
+        {
+            tracing::error!(error = %e, "could not acknowledge a button press");
+        }
+    }
+
     /// A button press: recorded by the core, acknowledged with an ephemeral message.
     async fn press(&self, http: &Http, component: &ComponentInteraction) -> Handled {
+        let in_operator_channel = self.options.operator_channel == Some(component.channel_id.get());
+        if in_operator_channel
+            && let Some(text) = super::escalate::press(&self.core, &component.data.custom_id, &component.user).await
+        {
+            self.ephemeral_to(http, component, &text).await;
+            return Handled::Operator(text);
+        }
         let ack = self.core.press(PLATFORM, &component.user.id.to_string(), &component.data.custom_id).await;
         let response = CreateInteractionResponse::Message(
             CreateInteractionResponseMessage::new()
@@ -245,6 +267,23 @@ impl DiscordBot {
     pub async fn handle_message(&self, http: &Http, message: &Message, ctx: &MessageContext) -> Handled {
         if message.author.bot || message.author.id == ctx.bot_id || message.webhook_id.is_some() {
             return Handled::Ignored("from a bot");
+        }
+        if self.options.operator_channel == Some(message.channel_id.get()) {
+            // Operators talk among themselves there; only replies to escalation posts are for users.
+            let Some(confirmation) = super::escalate::operator_message(&self.core, message, ctx.bot_id).await else {
+                return Handled::Ignored("operators' conversation");
+            };
+            let reply = CreateMessage::new()
+                .content(confirmation.clone())
+                .reference_message(reply_reference(message))
+                .allowed_mentions(no_mentions());
+            if let Err(e) =
+                with_retry(&self.options.retry, "confirm", || message.channel_id.send_message(http, reply.clone()))
+                    .await
+            {
+                tracing::error!(error = %e, "could not confirm an operator's reply");
+            }
+            return Handled::Operator(confirmation);
         }
         if !matches!(message.kind, MessageType::Regular | MessageType::InlineReply) {
             return Handled::Ignored("not a user message");

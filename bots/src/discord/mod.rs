@@ -11,6 +11,7 @@
 mod bot;
 mod commands;
 mod deliver;
+mod escalate;
 mod send;
 
 use std::panic::AssertUnwindSafe;
@@ -59,6 +60,8 @@ pub struct DiscordOptions {
     pub forum_channels: Vec<u64>,
     pub thread_per_question: bool,
     pub dms: bool,
+    /// The operators' channel (escalations), if configured.
+    pub operator_channel: Option<u64>,
     /// Waiting out 429s.
     pub retry: RetryPolicy,
 }
@@ -72,6 +75,7 @@ impl DiscordOptions {
             forum_channels: settings.forum_channels.clone(),
             thread_per_question: settings.thread_per_question,
             dms: settings.dms,
+            operator_channel: settings.operator_channel,
             retry: RetryPolicy::default(),
         }
     }
@@ -85,7 +89,7 @@ impl DiscordOptions {
         if self.dms {
             intents |= GatewayIntents::DIRECT_MESSAGES;
         }
-        if !self.answer_channels.is_empty() || !self.forum_channels.is_empty() {
+        if !self.answer_channels.is_empty() || !self.forum_channels.is_empty() || self.operator_channel.is_some() {
             intents |= GatewayIntents::MESSAGE_CONTENT;
         }
         intents
@@ -119,6 +123,14 @@ pub async fn start(
     let http = build_http(token.expose(), &settings.api_url, settings.application_id);
     let options = DiscordOptions::from_settings(settings);
     let intents = options.intents();
+    if let Some(channel) = options.operator_channel {
+        let escalator = escalate::DiscordEscalator {
+            http: Arc::new(build_http(token.expose(), &settings.api_url, settings.application_id)),
+            channel: serenity::all::ChannelId::new(channel),
+            retry: options.retry.clone(),
+        };
+        core.add_escalator(Arc::new(escalator));
+    }
     let gateway = Gateway {
         bot: DiscordBot::new(core, options),
         registered: AtomicBool::new(false),

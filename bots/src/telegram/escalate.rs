@@ -4,7 +4,6 @@
 //! The post names the exchange (`ref: <id>`), so any replica can handle the buttons and replies.
 
 use anyhow::Context as _;
-use supportbot_core::answer::Outcome;
 use supportbot_core::log::{Exchange, FeedbackKind};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, User};
@@ -12,15 +11,8 @@ use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, User};
 use super::incoming::Target;
 use super::render::Part;
 use super::send::send_part;
+use crate::channel::escalation::{self, APPROVE, REF, TAKE_OVER};
 use crate::channel::{ChannelCore, Escalator, format::escape_html};
-
-/// Callback data of the escalation buttons: `op:c:<id>` (take over), `op:a:<id>` (approve).
-const TAKE_OVER: &str = "op:c:";
-const APPROVE: &str = "op:a:";
-/// Where the post names its exchange.
-const REF: &str = "ref: ";
-/// The question and answer are cut to this many characters in the post.
-const EXCERPT: usize = 1200;
 
 /// Posts escalations to the operators' group.
 pub struct TelegramEscalator {
@@ -28,45 +20,29 @@ pub struct TelegramEscalator {
     pub chat: ChatId,
 }
 
-fn excerpt(text: &str) -> String {
-    let mut cut: String = text.chars().take(EXCERPT).collect();
-    if cut.len() < text.len() {
-        cut.push('…');
-    }
-    cut
-}
-
 /// The post: HTML and its plain twin.
 pub(crate) fn post(exchange: &Exchange, why: FeedbackKind) -> Part {
-    let headline = match why {
-        FeedbackKind::Human => "🙋 A user asked for a person",
-        FeedbackKind::Down => "👎 A user found an answer unhelpful",
-        FeedbackKind::Up => "👍 Feedback",
-    };
-    let outcome =
-        serde_json::to_value(exchange.outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    let footer = "Reply to this message to answer the user (they see it as from our support team).";
+    let p = escalation::post(exchange, why);
     let html = format!(
-        "<b>{headline}</b> ({channel})\n\n<b>Question</b>\n{q}\n\n<b>Bot's answer</b> ({outcome})\n{a}\n\n<i>{footer}</i>\n{REF}<code>{id}</code>",
-        channel = escape_html(&exchange.channel),
-        q = escape_html(&excerpt(&exchange.question)),
-        a = escape_html(&excerpt(&exchange.answer)),
-        id = escape_html(&exchange.id),
+        "<b>{}</b> ({})\n\n<b>Question</b>\n{}\n\n<b>Bot's answer</b> ({})\n{}\n\n<i>{}</i>\n{REF}<code>{}</code>",
+        p.headline,
+        escape_html(&p.channel),
+        escape_html(&p.question),
+        escape_html(&p.outcome),
+        escape_html(&p.answer),
+        p.footer,
+        escape_html(&p.id),
     );
     let plain = format!(
-        "{headline} ({})\n\nQuestion\n{}\n\nBot's answer ({outcome})\n{}\n\n{footer}\n{REF}{}",
-        exchange.channel,
-        excerpt(&exchange.question),
-        excerpt(&exchange.answer),
-        exchange.id
+        "{} ({})\n\nQuestion\n{}\n\nBot's answer ({})\n{}\n\n{}\n{REF}{}",
+        p.headline, p.channel, p.question, p.outcome, p.answer, p.footer, p.id
     );
     Part { html: Some(html), plain }
 }
 
 pub(crate) fn buttons(exchange: &Exchange) -> InlineKeyboardMarkup {
     let mut row = vec![InlineKeyboardButton::callback("🙋 Take over", format!("{TAKE_OVER}{}", exchange.id))];
-    // An abstention has nothing to approve.
-    if exchange.outcome != Outcome::Abstained {
+    if escalation::post(exchange, FeedbackKind::Human).approvable {
         row.push(InlineKeyboardButton::callback("✅ Approve answer", format!("{APPROVE}{}", exchange.id)));
     }
     InlineKeyboardMarkup::new(vec![row])
@@ -91,63 +67,32 @@ pub(crate) fn operator_name(user: &User) -> String {
     }
 }
 
-/// The exchange a message of the operators' group refers to: the `ref:` line of the post it
-/// replies to, if that post is the bot's.
-pub(crate) fn referenced_exchange(msg: &Message, bot_id: UserId) -> Option<String> {
+/// Handles an escalation button; `None` when `data` is not one.
+pub(crate) async fn press(core: &ChannelCore, data: &str, user: &User) -> Option<String> {
+    escalation::press(core, data, &operator_name(user)).await
+}
+
+/// A message in the operators' group: a reply to one of the bot's escalation posts is sent to
+/// the user; anything else is the operators' own conversation and is ignored. Returns the
+/// confirmation.
+pub(crate) async fn operator_message(core: &ChannelCore, msg: &Message, bot_id: UserId) -> Option<String> {
     let post = msg.reply_to_message()?;
     if post.from.as_ref().map(|u| u.id) != Some(bot_id) {
         return None;
     }
-    let text = post.text()?;
-    let id = text.lines().rev().find_map(|l| l.trim().strip_prefix(REF))?.trim();
-    (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')).then(|| id.to_string())
-}
-
-/// Handles an escalation button; returns the acknowledgement text, or `None` when `data` is
-/// not an escalation button.
-pub(crate) async fn press(core: &ChannelCore, data: &str, user: &User) -> Option<String> {
-    let (approve, id) =
-        if let Some(id) = data.strip_prefix(TAKE_OVER) { (false, id) } else { (true, data.strip_prefix(APPROVE)?) };
-    let Some(desk) = core.desk() else {
-        return Some("The review store is not available here.".into());
-    };
-    let operator = operator_name(user);
-    let result = if approve { desk.approve(id, &operator).await } else { desk.take_over(id, &operator).await };
-    Some(match result {
-        Ok(()) if approve => "Approved: it will be served for this question from now on.".into(),
-        Ok(()) => "It's yours: reply to the post to answer the user.".into(),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "telegram: an operator action failed");
-            format!("Not done: {}", excerpt(&format!("{e:#}")))
-        }
-    })
-}
-
-/// A message in the operators' group: a reply to an escalation post is sent to the user;
-/// anything else is the operators' own conversation and is ignored. Returns the confirmation.
-pub(crate) async fn operator_message(core: &ChannelCore, msg: &Message, bot_id: UserId) -> Option<String> {
-    let id = referenced_exchange(msg, bot_id)?;
+    let id = escalation::referenced_id(post.text()?)?;
     let text = msg.text()?.trim();
     if text.is_empty() {
         return None;
     }
     let operator = msg.from.as_ref().map(operator_name).unwrap_or_else(|| "telegram:?".into());
-    let Some(desk) = core.desk() else {
-        return Some("The review store is not available here.".into());
-    };
-    Some(match desk.reply(&id, &operator, text).await {
-        Ok(()) => "✅ Sent to the user.".into(),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "telegram: an operator's reply failed");
-            format!("Not sent: {}", excerpt(&format!("{e:#}")))
-        }
-    })
+    Some(escalation::reply(core, &id, &operator, text).await)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use supportbot_core::answer::Answer;
+    use supportbot_core::answer::{Answer, Outcome};
 
     fn exchange(outcome: Outcome) -> Exchange {
         let a = Answer {
