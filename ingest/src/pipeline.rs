@@ -347,6 +347,14 @@ pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOpt
         summary.failures.extend(failures);
         summary.roots.push(RootSummary { name: root.name.clone(), path: root.path.display().to_string(), plan });
     }
+    if !opts.dry_run && (summary.chunks > 0 || summary.removed > 0 || summary.changed > 0) {
+        // Every document is complete by now: an interrupted optimisation loses nothing.
+        if let Some(store) = services.store.as_ref() {
+            let optimizing = Instant::now();
+            store.compact().await?;
+            tracing::info!(seconds = optimizing.elapsed().as_secs_f64(), "index optimised for search");
+        }
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

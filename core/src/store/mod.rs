@@ -187,6 +187,11 @@ pub trait KnowledgeStore: Send + Sync {
     async fn flush(&self) -> Result<(), StoreError>;
     /// Deletes everything (for `--rebuild`).
     async fn clear(&self) -> Result<(), StoreError>;
+    /// Reorganises the index for fast search after large writes (merges segments, builds the
+    /// vector index). A Qdrant server does this by itself: the default does nothing.
+    async fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// RFC 3339 UTC timestamp of now.
