@@ -185,11 +185,6 @@ pub async fn examples_answerer(
     test: &str,
     configure: impl FnOnce(&mut supportbot_config::Settings),
 ) -> Option<(Workspace, supportbot_core::answer::Answerer)> {
-    use std::sync::Arc;
-    use supportbot_core::answer::memory::InMemoryMemory;
-    use supportbot_core::embed::Embedder as _;
-    use supportbot_core::wiring;
-
     if !assets_available(test) {
         return None;
     }
@@ -197,7 +192,22 @@ pub async fn examples_answerer(
     let examples = examples_dir();
     let (code, summary) = ws.ingest_json(&[examples.to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "{summary}");
-    let mut settings = test_settings(ws.path(), &ws.index_dir());
+    let answerer = open_answerer(&ws, configure).await;
+    Some((ws, answerer))
+}
+
+/// The in-process Answerer over the index of `workspace` (its settings from [`test_settings`],
+/// then `configure`), wired as `supportbot serve` wires it.
+pub async fn open_answerer(
+    workspace: &Workspace,
+    configure: impl FnOnce(&mut supportbot_config::Settings),
+) -> supportbot_core::answer::Answerer {
+    use std::sync::Arc;
+    use supportbot_core::answer::memory::InMemoryMemory;
+    use supportbot_core::embed::Embedder as _;
+    use supportbot_core::wiring;
+
+    let mut settings = test_settings(workspace.path(), &workspace.index_dir());
     configure(&mut settings);
     let s = settings.clone();
     let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await.expect("join").expect("embedder");
@@ -207,12 +217,11 @@ pub async fn examples_answerer(
     let (chain, unavailable) = wiring::model_chain(&settings, None);
     assert!(unavailable.is_empty(), "backends unavailable: {unavailable:?}");
     let memory = Arc::new(InMemoryMemory::new(wiring::memory_limits(&settings)));
-    let answerer = supportbot_core::answer::Answerer::new(
+    supportbot_core::answer::Answerer::new(
         searcher,
         chain,
         memory,
         wiring::answer_config(&settings),
         wiring::root_urls(&settings, meta.as_ref()),
-    );
-    Some((ws, answerer))
+    )
 }

@@ -21,7 +21,7 @@ use supportbot_core::answer::{Answerer, Outcome};
 use supportbot_core::log::{AnswerLog, FeedbackKind, InMemoryAnswerLog};
 use supportbot_tests::fakes::discord::{self as fake, FakeDiscord};
 use supportbot_tests::fakes::{self, openai};
-use supportbot_tests::{Workspace, assets_available, copy_dir, examples_dir, repo_root, test_settings};
+use supportbot_tests::{Workspace, assets_available, copy_dir, examples_dir, open_answerer, repo_root};
 
 /// Generous: the first test of a run also waits for the ingest of `examples/`.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -167,31 +167,6 @@ async fn answerer_over(test: &str, docs: &Path) -> Option<(Workspace, Answerer)>
     assert_eq!(code, 0, "{summary}");
     let answerer = open_answerer(&workspace, |_| {}).await;
     Some((workspace, answerer))
-}
-
-/// The in-process Answerer over the index of `workspace`, built as `examples_answerer` builds it.
-async fn open_answerer(workspace: &Workspace, configure: impl FnOnce(&mut Settings)) -> Answerer {
-    use supportbot_core::answer::memory::InMemoryMemory;
-    use supportbot_core::embed::Embedder as _;
-    use supportbot_core::wiring;
-
-    let mut settings = test_settings(workspace.path(), &workspace.index_dir());
-    configure(&mut settings);
-    let s = settings.clone();
-    let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await.expect("join").expect("embedder");
-    let store = wiring::open_store(&settings, embedder.dimension(), false).await.expect("index");
-    let meta = store.meta().await.expect("meta");
-    let searcher = supportbot_core::search::Searcher::new(store, embedder, wiring::search_params(&settings));
-    let (chain, unavailable) = wiring::model_chain(&settings, None);
-    assert!(unavailable.is_empty(), "backends unavailable: {unavailable:?}");
-    let memory = Arc::new(InMemoryMemory::new(wiring::memory_limits(&settings)));
-    Answerer::new(
-        searcher,
-        chain,
-        memory,
-        wiring::answer_config(&settings),
-        wiring::root_urls(&settings, meta.as_ref()),
-    )
 }
 
 /// The allowed mentions of a message body permit nothing: no parse, no users, no roles, and a
