@@ -14,6 +14,7 @@ use supportbot_core::log::{Exchange, Feedback, FeedbackKind, pseudonymize};
 use supportbot_core::review::{Operator, Role, SqlReviewStore, now_secs};
 
 use crate::web::auth::{hash_password, new_token, token_hash};
+use crate::web::ops::csv_field;
 
 /// The shortest password `operator add` accepts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -420,10 +421,6 @@ fn csv_row(fields: impl IntoIterator<Item = String>) -> String {
     let mut row = fields.into_iter().map(|f| csv_field(&f)).collect::<Vec<_>>().join(",");
     row.push_str("\r\n");
     row
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// Writes `text` to `path` (owner-only permissions: exports hold what users asked), or to

@@ -226,8 +226,8 @@ pub fn curated_csv(list: &[CuratedAnswer]) -> String {
     w
 }
 
-/// RFC 4180 quoting.
-fn csv_field(s: &str) -> String {
+/// RFC 4180 quoting of one field (also used by `review export --format csv`).
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
