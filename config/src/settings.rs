@@ -131,6 +131,9 @@ pub struct SearchSettings {
     pub cjk_dense_weight: f32,
     /// BM25 weight for CJK queries (default 1.0).
     pub cjk_bm25_weight: f32,
+    /// Factor (0–1) on the fused score of passages in another language than the question's
+    /// (default 0.5; 1.0 turns the preference off).
+    pub other_language_weight: f32,
 }
 
 /// `[llm]`: answer generation.
@@ -344,6 +347,7 @@ impl Settings {
                 bm25_weight: 0.5,
                 cjk_dense_weight: 0.25,
                 cjk_bm25_weight: 1.0,
+                other_language_weight: 0.5,
             },
             answer: AnswerSettings {
                 min_relevance: 0.40,

@@ -55,6 +55,50 @@ pub fn detect_language(text: &str) -> String {
     }
 }
 
+/// Language of one passage (`piece`, with the title and headings it is indexed with) of a
+/// document in `doc_language`. A passage takes its document's language unless it holds none of
+/// the document's script: a Chinese section of an English page is `zh`, an English passage
+/// without a Chinese character in a Chinese document is `en`, but a Chinese page's passage that
+/// quotes English menu names stays `zh` (its reader is sent to a Chinese page).
+pub fn passage_language(piece: &str, doc_language: &str, doc_is_cjk: bool) -> String {
+    let foreign = if doc_is_cjk { !piece.chars().any(is_cjk) } else { is_cjk_text(piece) };
+    if foreign { detect_language(piece) } else { doc_language.to_string() }
+}
+
+/// The language a question is written in, as far as a short text allows telling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionLanguage {
+    /// Mostly written in a CJK script.
+    pub cjk: bool,
+    /// ISO 639-1 code, when the text is CJK or long and clear enough for detection.
+    pub code: Option<String>,
+}
+
+impl QuestionLanguage {
+    pub fn of(text: &str) -> Self {
+        let cjk = is_cjk_text(text);
+        let code = if cjk {
+            Some(detect_language(text))
+        } else {
+            whatlang::detect(text).filter(|info| info.is_reliable()).map(|info| iso639_1(info.lang()).to_string())
+        };
+        Self { cjk, code }
+    }
+
+    /// Whether a passage in `language` (a code from [`detect_language`]) is in the question's
+    /// language. Undecided passages count as matching; when the question's own language is
+    /// undecided, the script decides (CJK or not).
+    pub fn matches(&self, language: &str) -> bool {
+        if language == "und" {
+            return true;
+        }
+        match &self.code {
+            Some(code) => code == language,
+            None => matches!(language, "zh" | "ja" | "ko") == self.cjk,
+        }
+    }
+}
+
 fn iso639_1(lang: whatlang::Lang) -> &'static str {
     use whatlang::Lang::*;
     match lang {
@@ -104,6 +148,30 @@ mod tests {
     fn english_is_not_cjk() {
         assert!(!is_cjk_text("How do I install the server behind a proxy?"));
         assert_eq!(detect_language("How do I install the server behind a corporate proxy with authentication?"), "en");
+    }
+
+    #[test]
+    fn a_question_matches_passages_in_its_own_language() {
+        let zh = QuestionLanguage::of("怎么给文档加页码？");
+        assert!(zh.matches("zh") && !zh.matches("en"));
+        let en = QuestionLanguage::of("how do I number the pages of my report from the second page on?");
+        assert_eq!(en.code.as_deref(), Some("en"));
+        assert!(en.matches("en") && !en.matches("zh") && !en.matches("de"));
+        // Too short to tell English from other Latin-script languages: only the script counts.
+        let short = QuestionLanguage::of("pivot table?");
+        assert_eq!(short.code, None);
+        assert!(short.matches("en") && short.matches("de") && !short.matches("zh"));
+        assert!(short.matches("und") && zh.matches("und"));
+    }
+
+    #[test]
+    fn a_passage_keeps_its_document_language_unless_it_lacks_the_document_script() {
+        let mixed = "要实现悬挂缩进，在「文本之前」项输入一个正数值。The Hanging Indent icon is found in the Paragraph section of the Properties sidebar.";
+        assert_eq!(passage_language(mixed, "zh", true), "zh");
+        let untranslated = "The Hanging Indent icon is found in the Paragraph section of the Properties sidebar.";
+        assert_eq!(passage_language(untranslated, "zh", true), "en");
+        assert_eq!(passage_language("运行安装程序并输入服务器地址。", "en", false), "zh");
+        assert_eq!(passage_language("Run the installer and enter the address of the server.", "en", false), "en");
     }
 
     #[test]

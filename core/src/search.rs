@@ -1,6 +1,8 @@
 //! Hybrid retrieval: dense (embedder + cosine) and lexical (BM25) candidates fused by weighted
 //! reciprocal rank fusion, with the weights chosen by the script of the question, because the
-//! English-only embedder is close to blind on Chinese, Japanese and Korean text.
+//! English-only embedder is close to blind on Chinese, Japanese and Korean text. Passages in
+//! another language than the question's are demoted, so a bilingual corpus answers each asker in
+//! their own language while a question asked in a language the docs lack still finds them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use serde::Serialize;
 
 use crate::document::Chunk;
 use crate::embed::{EmbedError, Embedder};
-use crate::lang::is_cjk_text;
+use crate::lang::QuestionLanguage;
 use crate::store::{Hit, KnowledgeStore, SearchFilter, StoreError};
 
 /// Retrieval knobs (from the `[search]` configuration section).
@@ -26,6 +28,9 @@ pub struct SearchParams {
     /// Weights used instead when the question is written in a CJK script.
     pub cjk_dense_weight: f32,
     pub cjk_bm25_weight: f32,
+    /// Factor on the fused score of passages in another language than the question's (1.0: no
+    /// preference). Every passage is demoted alike when none is in the question's language.
+    pub other_language_weight: f32,
 }
 
 impl Default for SearchParams {
@@ -38,6 +43,7 @@ impl Default for SearchParams {
             bm25_weight: 0.5,
             cjk_dense_weight: 0.25,
             cjk_bm25_weight: 1.0,
+            other_language_weight: 0.5,
         }
     }
 }
@@ -113,23 +119,26 @@ impl Searcher {
             self.store.dense_search(&vector, candidates, filter),
             self.store.sparse_search(query, candidates, filter),
         )?;
-        let (wd, ws) = if is_cjk_text(query) {
+        let language = QuestionLanguage::of(query);
+        let (wd, ws) = if language.cjk {
             (self.params.cjk_dense_weight, self.params.cjk_bm25_weight)
         } else {
             (self.params.dense_weight, self.params.bm25_weight)
         };
-        Ok(fuse(dense, sparse, wd, ws, self.params.rrf_k, limit))
+        let preference = Some((&language, self.params.other_language_weight));
+        Ok(fuse(dense, sparse, wd, ws, self.params.rrf_k, preference, limit))
     }
 }
 
-/// Weighted reciprocal rank fusion: `score = Σ wᵢ / (k + rankᵢ)` with 1-based ranks. Ties keep
-/// the dense order first.
+/// Weighted reciprocal rank fusion: `score = Σ wᵢ / (k + rankᵢ)` with 1-based ranks, times the
+/// `language` factor for passages not in the question's language. Ties keep the dense order first.
 pub fn fuse(
     dense: Vec<Hit>,
     sparse: Vec<Hit>,
     dense_weight: f32,
     bm25_weight: f32,
     k: f32,
+    language: Option<(&QuestionLanguage, f32)>,
     limit: usize,
 ) -> Vec<SearchResult> {
     struct Acc {
@@ -157,6 +166,11 @@ pub fn fuse(
         }
     }
     let mut all: Vec<Acc> = by_id.into_values().filter(|a| a.fused > 0.0).collect();
+    if let Some((question, factor)) = language {
+        for acc in all.iter_mut().filter(|a| !question.matches(&a.chunk.language)) {
+            acc.fused *= factor;
+        }
+    }
     all.sort_by(|a, b| b.fused.total_cmp(&a.fused).then(a.first_seen.cmp(&b.first_seen)));
     all.into_iter()
         .take(limit)
@@ -177,6 +191,10 @@ mod tests {
     use crate::document::{DocKind, chunk_id};
 
     fn hit(name: &str, score: f32) -> Hit {
+        hit_in(name, "en", score)
+    }
+
+    fn hit_in(name: &str, language: &str, score: f32) -> Hit {
         Hit {
             chunk: Chunk {
                 id: chunk_id("r", name, 0),
@@ -187,7 +205,7 @@ mod tests {
                 heading_path: vec![],
                 anchor: None,
                 kind: DocKind::Doc,
-                language: "en".into(),
+                language: language.into(),
                 tags: vec![],
                 text: String::new(),
                 embed_text: String::new(),
@@ -203,7 +221,8 @@ mod tests {
 
     #[test]
     fn a_passage_found_by_both_retrievers_wins() {
-        let out = fuse(vec![hit("a", 0.9), hit("b", 0.8)], vec![hit("b", 7.0), hit("c", 5.0)], 1.0, 1.0, 60.0, 10);
+        let out =
+            fuse(vec![hit("a", 0.9), hit("b", 0.8)], vec![hit("b", 7.0), hit("c", 5.0)], 1.0, 1.0, 60.0, None, 10);
         let order: Vec<_> = out.iter().map(|r| r.chunk.source.as_str()).collect();
         assert_eq!(order, vec!["b", "a", "c"]);
         assert_eq!(out[0].dense_score, Some(0.8));
@@ -216,10 +235,27 @@ mod tests {
     fn weights_decide_between_retrievers_and_zero_weight_drops_one() {
         let dense = vec![hit("a", 0.9)];
         let sparse = vec![hit("z", 3.0)];
-        let lexical_first = fuse(dense.clone(), sparse.clone(), 0.25, 1.0, 60.0, 10);
+        let lexical_first = fuse(dense.clone(), sparse.clone(), 0.25, 1.0, 60.0, None, 10);
         assert_eq!(lexical_first[0].chunk.source, "z");
-        let dense_only = fuse(dense, sparse, 1.0, 0.0, 60.0, 10);
+        let dense_only = fuse(dense, sparse, 1.0, 0.0, 60.0, None, 10);
         assert_eq!(dense_only.len(), 1);
         assert_eq!(dense_only[0].chunk.source, "a");
+    }
+
+    #[test]
+    fn passages_in_the_question_language_come_first_unless_there_are_none() {
+        let english = QuestionLanguage::of("how do I make a hanging indent for my list of references?");
+        let dense = vec![hit_in("zh-page", "zh", 0.7), hit_in("en-page", "en", 0.6)];
+        let sparse = vec![hit_in("zh-page", "zh", 9.0), hit_in("en-page", "en", 8.0)];
+        let order = |out: Vec<SearchResult>| out.into_iter().map(|r| r.chunk.source).collect::<Vec<_>>();
+        let preferred = fuse(dense.clone(), sparse.clone(), 1.0, 0.5, 60.0, Some((&english, 0.5)), 10);
+        assert_eq!(order(preferred), ["en-page", "zh-page"]);
+        let neutral = fuse(dense, sparse, 1.0, 0.5, 60.0, Some((&english, 1.0)), 10);
+        assert_eq!(order(neutral), ["zh-page", "en-page"]);
+        // A Chinese question over English-only docs keeps the retrievers' order.
+        let chinese = QuestionLanguage::of("怎么做悬挂缩进？");
+        let only_english = vec![hit_in("a", "en", 0.5), hit_in("b", "en", 0.4)];
+        let out = fuse(only_english, vec![hit_in("b", "en", 3.0)], 0.25, 1.0, 60.0, Some((&chinese, 0.5)), 10);
+        assert_eq!(order(out), ["b", "a"]);
     }
 }

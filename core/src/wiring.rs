@@ -36,6 +36,7 @@ pub fn search_params(s: &Settings) -> SearchParams {
         bm25_weight: s.search.bm25_weight,
         cjk_dense_weight: s.search.cjk_dense_weight,
         cjk_bm25_weight: s.search.cjk_bm25_weight,
+        other_language_weight: s.search.other_language_weight,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use supportbot_core::document::{Body, Chunk, DocKind, Document, chunk_id};
-use supportbot_core::lang::{detect_language, is_cjk_text};
+use supportbot_core::lang::{detect_language, is_cjk_text, passage_language};
 use text_splitter::{ChunkConfig, TextSplitter};
 use tokenizers::Tokenizer;
 
@@ -62,6 +62,7 @@ impl Chunker {
             Body::Sections(sections) => {
                 let all_text: String = sections.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
                 let doc_language = detect_language(&all_text);
+                let doc_is_cjk = is_cjk_text(&all_text);
                 for section in sections {
                     let header = header(&doc.title, &section.heading_path, &doc.keywords);
                     let budget = self.chunk_tokens.saturating_sub(self.count_tokens(&header)).max(MIN_BODY_TOKENS);
@@ -71,13 +72,11 @@ impl Chunker {
                         if piece.is_empty() {
                             continue;
                         }
-                        let language = if is_cjk_text(piece) == is_cjk_text(&all_text) {
-                            doc_language.clone()
-                        } else {
-                            detect_language(piece)
-                        };
                         let embed_text =
                             if header.is_empty() { piece.to_string() } else { format!("{header}\n{piece}") };
+                        // Judged with the page title and headings the passage is indexed with: an
+                        // untranslated paragraph of a translated page sends its reader to that page.
+                        let language = passage_language(&embed_text, &doc_language, doc_is_cjk);
                         let index = out.len() as u32;
                         out.push(PreparedChunk {
                             tokens: self.count_tokens(&embed_text),
