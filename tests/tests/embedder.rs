@@ -1,0 +1,62 @@
+//! The real ONNX embedder under concurrent questions: however the askers share the model, every
+//! asker must get the vector of its own question.
+
+use std::sync::{Arc, Barrier};
+
+use supportbot_core::embed::{Embedder, cosine};
+use supportbot_tests::{Workspace, assets_available, test_settings};
+
+const QUESTIONS: [&str; 12] = [
+    "How do I reset my password?",
+    "Which ports does the server need open?",
+    "Can I run it behind a corporate proxy?",
+    "怎么重置密码？",
+    "Where are the log files kept?",
+    "How do I upgrade to the latest version without losing data?",
+    "Is there a limit on the number of users?",
+    "服务器需要开放哪些端口？",
+    "What does error 502 mean?",
+    "How can I export my data as CSV?",
+    "Does it support single sign-on with SAML?",
+    "How long are backups kept?",
+];
+
+#[test]
+fn concurrent_questions_each_get_their_own_vector() {
+    if !assets_available("concurrent_questions_each_get_their_own_vector") {
+        return;
+    }
+    let ws = Workspace::new();
+    let settings = test_settings(ws.path(), &ws.index_dir());
+    let embedder = supportbot_core::wiring::embedder(&settings).expect("embedding model loads");
+    let alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| embedder.embed_query(q).expect("embeds")).collect();
+    // Distinct questions have clearly distinct vectors, so a mix-up would be caught below.
+    for (i, a) in alone.iter().enumerate() {
+        for b in &alone[i + 1..] {
+            assert!(cosine(a, b) < 0.99, "two test questions embed alike");
+        }
+    }
+
+    for round in 0..3 {
+        let barrier = Arc::new(Barrier::new(QUESTIONS.len()));
+        let handles: Vec<_> = QUESTIONS
+            .iter()
+            .map(|q| {
+                let (embedder, barrier) = (embedder.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    embedder.embed_query(q)
+                })
+            })
+            .collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            let together = handle.join().expect("asker thread").expect("embeds under load");
+            let similarity = cosine(&together, &alone[i]);
+            assert!(
+                similarity > 0.999,
+                "round {round}: {:?} got a vector {similarity} similar to its own when asked with others",
+                QUESTIONS[i]
+            );
+        }
+    }
+}
