@@ -29,6 +29,6 @@ pub use load::{DEFAULT_FILE_NAME, ENV_PREFIX, LoadContext, Loaded, load};
 pub use secret::{DatabaseUrl, REDACTED, Secret};
 pub use settings::{
     AnswerSettings, DiscordSettings, EXTRACTIVE, EmbeddingSettings, GeminiSettings, IngestSettings, KNOWN_BACKENDS,
-    LimitSettings, LlmSettings, LocalSettings, OpenAiSettings, ReviewSettings, SearchSettings, Settings,
+    LimitSettings, LlmSettings, LocalSettings, Multilingual, OpenAiSettings, ReviewSettings, SearchSettings, Settings,
     SourceSettings, StoreSettings, TelegramSettings, WebSettings,
 };

@@ -85,6 +85,24 @@ pub struct EmbeddingSettings {
     pub threads: usize,
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,
+    /// The multilingual model for Chinese, Japanese and Korean passages and questions:
+    /// `auto` (default: used when installed), `on` (required) or `off`.
+    pub multilingual: Multilingual,
+    /// Directory with the multilingual engine and model, `libe5.so` and `e5-small-q4.bin`
+    /// (default `<data_dir>/models/multilingual-e5-small`).
+    #[serde(deserialize_with = "relative_path")]
+    pub multilingual_dir: PathBuf,
+}
+
+/// Whether the multilingual embedding model is used (`embedding.multilingual`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Multilingual {
+    /// Used when its files are installed; without them CJK retrieval rests on BM25.
+    Auto,
+    /// Required: a missing model is an error.
+    On,
+    Off,
 }
 
 /// One `[[sources]]` entry: a set of documents to ingest.
@@ -131,6 +149,9 @@ pub struct SearchSettings {
     pub cjk_dense_weight: f32,
     /// BM25 weight for CJK queries (default 1.0).
     pub cjk_bm25_weight: f32,
+    /// Weight of the multilingual model's ranking, used instead of the dense one for CJK
+    /// queries when `embedding.multilingual` is in use (default 1.0).
+    pub multilingual_weight: f32,
     /// Factor (0–1) on the fused score of passages in another language than the question's
     /// (default 0.5; 1.0 turns the preference off).
     pub other_language_weight: f32,
@@ -336,6 +357,8 @@ impl Settings {
                 batch_size: 16,
                 threads: 2,
                 max_tokens: 256,
+                multilingual: Multilingual::Auto,
+                multilingual_dir: data_dir.join("models/multilingual-e5-small"),
             },
             sources: Vec::new(),
             ingest: IngestSettings { chunk_tokens: 200, max_file_bytes: 20_000_000 },
@@ -347,6 +370,7 @@ impl Settings {
                 bm25_weight: 0.5,
                 cjk_dense_weight: 0.25,
                 cjk_bm25_weight: 1.0,
+                multilingual_weight: 1.0,
                 other_language_weight: 0.5,
             },
             answer: AnswerSettings {
@@ -458,6 +482,7 @@ impl Settings {
             &mut self.store.path,
             &mut self.embedding.model_dir,
             &mut self.embedding.onnxruntime_path,
+            &mut self.embedding.multilingual_dir,
             &mut self.local.model_path,
         ];
         paths.extend(self.sources.iter_mut().map(|s| &mut s.path));

@@ -54,6 +54,7 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         ("search.bm25_weight", s.search.bm25_weight),
         ("search.cjk_dense_weight", s.search.cjk_dense_weight),
         ("search.cjk_bm25_weight", s.search.cjk_bm25_weight),
+        ("search.multilingual_weight", s.search.multilingual_weight),
         ("llm.temperature", s.llm.temperature),
     ];
     for (key, value) in weights {

@@ -297,6 +297,7 @@ fn stored_chunk(k: usize, n: usize, pool: &[PoolChunk], vectors: &[Vec<f32>], no
             cites: None,
         },
         dense,
+        multilingual: None,
         lexical_text: p.embed_text.clone(),
     }
 }
@@ -647,7 +648,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         env: std::env::vars().filter(|(k, _)| k.starts_with("SUPPORTBOT__")).collect(),
         explicit_file: None,
     };
-    let settings = supportbot_config::load(&ctx)?.settings;
+    let mut settings = supportbot_config::load(&ctx)?.settings;
+    // Like for like with the Python reference: one model (the multilingual one would embed the
+    // Chinese questions a second time; see BENCHMARKS.md, section 8).
+    settings.embedding.multilingual = supportbot_config::Multilingual::Off;
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
 
     let pool = read_pool(&args.chunks, args.pool_limit)?;

@@ -81,7 +81,7 @@ pub async fn index_curated(
     let stored = chunks
         .into_iter()
         .zip(vectors)
-        .map(|(chunk, dense)| StoredChunk { lexical_text: chunk.text.clone(), chunk, dense })
+        .map(|(chunk, dense)| StoredChunk { lexical_text: chunk.text.clone(), chunk, dense, multilingual: None })
         .collect();
     store.upsert_chunks(stored).await?;
     store

@@ -64,6 +64,9 @@ pub struct Document {
     /// Index terms the page declares (`<meta name="keywords">`, schema.org `keywords`): they
     /// are embedded and indexed with every passage of the page, not shown.
     pub keywords: Vec<String>,
+    /// The language the document declares (`<html lang="zh-CN">`), as an ISO 639-1 code
+    /// (`zh`); when absent, the language is detected from the text.
+    pub language: Option<String>,
     pub body: Body,
 }
 

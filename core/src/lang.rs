@@ -55,13 +55,19 @@ pub fn detect_language(text: &str) -> String {
     }
 }
 
+/// Whether a language code (from [`detect_language`]) is Chinese, Japanese or Korean.
+pub fn is_cjk_language(code: &str) -> bool {
+    matches!(code, "zh" | "ja" | "ko")
+}
+
 /// Language of one passage (`piece`, with the title and headings it is indexed with) of a
 /// document in `doc_language`. A passage takes its document's language unless it holds none of
-/// the document's script: a Chinese section of an English page is `zh`, an English passage
-/// without a Chinese character in a Chinese document is `en`, but a Chinese page's passage that
-/// quotes English menu names stays `zh` (its reader is sent to a Chinese page).
-pub fn passage_language(piece: &str, doc_language: &str, doc_is_cjk: bool) -> String {
-    let foreign = if doc_is_cjk { !piece.chars().any(is_cjk) } else { is_cjk_text(piece) };
+/// the document's script: a Chinese section of an English page is `zh`. An English passage
+/// without a Chinese character in a Chinese document is `en`, unless the document `declared`
+/// its language (`<html lang="zh-CN">`): then its reader is sent to a Chinese page, and a
+/// Chinese page's passage that quotes English menu names is `zh` either way.
+pub fn passage_language(piece: &str, doc_language: &str, doc_is_cjk: bool, declared: bool) -> String {
+    let foreign = if doc_is_cjk { !declared && !piece.chars().any(is_cjk) } else { is_cjk_text(piece) };
     if foreign { detect_language(piece) } else { doc_language.to_string() }
 }
 
@@ -94,7 +100,7 @@ impl QuestionLanguage {
         }
         match &self.code {
             Some(code) => code == language,
-            None => matches!(language, "zh" | "ja" | "ko") == self.cjk,
+            None => is_cjk_language(language) == self.cjk,
         }
     }
 }
@@ -167,11 +173,17 @@ mod tests {
     #[test]
     fn a_passage_keeps_its_document_language_unless_it_lacks_the_document_script() {
         let mixed = "要实现悬挂缩进，在「文本之前」项输入一个正数值。The Hanging Indent icon is found in the Paragraph section of the Properties sidebar.";
-        assert_eq!(passage_language(mixed, "zh", true), "zh");
+        assert_eq!(passage_language(mixed, "zh", true, false), "zh");
         let untranslated = "The Hanging Indent icon is found in the Paragraph section of the Properties sidebar.";
-        assert_eq!(passage_language(untranslated, "zh", true), "en");
-        assert_eq!(passage_language("运行安装程序并输入服务器地址。", "en", false), "zh");
-        assert_eq!(passage_language("Run the installer and enter the address of the server.", "en", false), "en");
+        assert_eq!(passage_language(untranslated, "zh", true, false), "en");
+        // An untranslated paragraph of a page declared Chinese belongs to that page.
+        assert_eq!(passage_language(untranslated, "zh", true, true), "zh");
+        assert_eq!(passage_language("运行安装程序并输入服务器地址。", "en", false, false), "zh");
+        assert_eq!(passage_language("运行安装程序并输入服务器地址。", "en", false, true), "zh");
+        assert_eq!(
+            passage_language("Run the installer and enter the address of the server.", "en", false, false),
+            "en"
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct SearchParams {
     pub bm25_weight: f32,
     /// Weights used instead when the question is written in a CJK script.
     pub cjk_dense_weight: f32,
+    /// Weight of the multilingual model's ranking, which replaces the dense one for CJK
+    /// questions when that model is in use.
+    pub multilingual_weight: f32,
     pub cjk_bm25_weight: f32,
     /// Factor on the fused score of passages in another language than the question's (1.0: no
     /// preference). Every passage is demoted alike when none is in the question's language.
@@ -42,6 +45,7 @@ impl Default for SearchParams {
             dense_weight: 1.0,
             bm25_weight: 0.5,
             cjk_dense_weight: 0.25,
+            multilingual_weight: 1.0,
             cjk_bm25_weight: 1.0,
             other_language_weight: 0.5,
         }
@@ -110,23 +114,45 @@ impl Searcher {
     ) -> Result<Vec<SearchResult>, SearchError> {
         let limit = limit.unwrap_or(self.params.limit).max(1);
         let candidates = self.params.candidates.max(limit);
-        let embedder = self.embedder.clone();
-        let text = query.to_string();
-        let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text))
-            .await
-            .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;
-        let (dense, sparse) = tokio::try_join!(
-            self.store.dense_search(&vector, candidates, filter),
-            self.store.sparse_search(query, candidates, filter),
-        )?;
         let language = QuestionLanguage::of(query);
-        let (wd, ws) = if language.cjk {
-            (self.params.cjk_dense_weight, self.params.cjk_bm25_weight)
-        } else {
-            (self.params.dense_weight, self.params.bm25_weight)
-        };
+        let (dense, sparse) = tokio::try_join!(self.dense_candidates(query, &language, candidates, filter), async {
+            Ok(self.store.sparse_search(query, candidates, filter).await?)
+        },)?;
+        let (dense, wd) = dense;
+        let ws = if language.cjk { self.params.cjk_bm25_weight } else { self.params.bm25_weight };
         let preference = Some((&language, self.params.other_language_weight));
         Ok(fuse(dense, sparse, wd, ws, self.params.rrf_k, preference, limit))
+    }
+}
+
+impl Searcher {
+    /// Dense candidates and their weight in the fusion. A CJK question is embedded by the
+    /// multilingual model when there is one and searched among the passages it embedded; when
+    /// that finds nothing (no such passages), by the default model like any other question.
+    async fn dense_candidates(
+        &self,
+        query: &str,
+        language: &QuestionLanguage,
+        candidates: usize,
+        filter: &SearchFilter,
+    ) -> Result<(Vec<Hit>, f32), SearchError> {
+        let failed = |e: tokio::task::JoinError| EmbedError::Inference(format!("embedding task failed: {e}"));
+        if language.cjk && self.embedder.has_multilingual() {
+            let (embedder, text) = (self.embedder.clone(), query.to_string());
+            let vector =
+                tokio::task::spawn_blocking(move || embedder.embed_multilingual_query(&text)).await.map_err(failed)?;
+            if let Some(vector) = vector {
+                let hits = self.store.multilingual_search(&vector?, candidates, filter).await?;
+                if !hits.is_empty() {
+                    return Ok((hits, self.params.multilingual_weight));
+                }
+            }
+        }
+        let (embedder, text) = (self.embedder.clone(), query.to_string());
+        let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text)).await.map_err(failed)??;
+        let hits = self.store.dense_search(&vector, candidates, filter).await?;
+        let weight = if language.cjk { self.params.cjk_dense_weight } else { self.params.dense_weight };
+        Ok((hits, weight))
     }
 }
 

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use supportbot_config::Settings;
+use supportbot_config::{Multilingual, Settings};
 
-use crate::embed::{EmbedError, FastEmbedOptions, FastEmbedder};
+use crate::embed::e5::{self, E5Embedder};
+use crate::embed::{EmbedError, Embedder, FastEmbedOptions, FastEmbedder, WithMultilingual, multilingual_model_id};
 use crate::search::SearchParams;
 use crate::store::{CHUNKER_VERSION, Compatibility, EdgeStore, KnowledgeStore, QdrantOptions, QdrantStore, StoreError};
 
@@ -22,9 +23,45 @@ pub fn embedder_options(s: &Settings) -> FastEmbedOptions {
     }
 }
 
-/// Loads the local embedding model named by the settings.
-pub fn embedder(s: &Settings) -> Result<Arc<FastEmbedder>, EmbedError> {
-    FastEmbedder::new(&embedder_options(s)).map(Arc::new)
+/// Loads the local embedding model named by the settings, paired with the multilingual model
+/// when `embedding.multilingual` asks for it and (for `auto`) it is installed.
+pub fn embedder(s: &Settings) -> Result<Arc<dyn Embedder>, EmbedError> {
+    let main: Arc<dyn Embedder> = Arc::new(FastEmbedder::new(&embedder_options(s))?);
+    if !wants_multilingual(s) {
+        return Ok(main);
+    }
+    Ok(Arc::new(WithMultilingual::new(main, E5Embedder::new(&s.embedding.multilingual_dir)?)))
+}
+
+/// Whether the multilingual model is to be loaded: `on`, or `auto` with its files installed.
+fn wants_multilingual(s: &Settings) -> bool {
+    let dir = &s.embedding.multilingual_dir;
+    if s.store.qdrant_url.is_some() && s.embedding.multilingual != Multilingual::Off {
+        // The server collection has no vector for it yet: embedding CJK passages twice would
+        // be wasted work.
+        tracing::info!("multilingual model not used with a Qdrant server: CJK questions are searched by keywords");
+        return false;
+    }
+    match s.embedding.multilingual {
+        Multilingual::Off => false,
+        Multilingual::On => true,
+        Multilingual::Auto => {
+            let installed = e5::library_path(dir).is_file() && e5::model_path(dir).is_file();
+            if !installed {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "multilingual model not installed (run scripts/setup): Chinese, Japanese and Korean \
+                     questions are searched by keywords only"
+                );
+            }
+            installed
+        }
+    }
+}
+
+/// The model id the index records for these settings, without loading any model.
+pub fn model_id(s: &Settings) -> String {
+    if wants_multilingual(s) { multilingual_model_id(&s.embedding.model_id) } else { s.embedding.model_id.clone() }
 }
 
 pub fn search_params(s: &Settings) -> SearchParams {
@@ -35,6 +72,7 @@ pub fn search_params(s: &Settings) -> SearchParams {
         dense_weight: s.search.dense_weight,
         bm25_weight: s.search.bm25_weight,
         cjk_dense_weight: s.search.cjk_dense_weight,
+        multilingual_weight: s.search.multilingual_weight,
         cjk_bm25_weight: s.search.cjk_bm25_weight,
         other_language_weight: s.search.other_language_weight,
     }

@@ -36,6 +36,7 @@ fn chunk(source: &str, text: &str, dense: Vec<f32>, lang: &str) -> StoredChunk {
             cites: None,
         },
         dense,
+        multilingual: None,
         lexical_text: text.into(),
     }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use supportbot_core::document::{Body, Chunk, DocKind, Document, chunk_id};
-use supportbot_core::lang::{detect_language, is_cjk_text, passage_language};
+use supportbot_core::lang::{detect_language, is_cjk_language, is_cjk_text, passage_language};
 use text_splitter::{ChunkConfig, TextSplitter};
 use tokenizers::Tokenizer;
 
@@ -61,8 +61,9 @@ impl Chunker {
         match &doc.body {
             Body::Sections(sections) => {
                 let all_text: String = sections.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
-                let doc_language = detect_language(&all_text);
-                let doc_is_cjk = is_cjk_text(&all_text);
+                let declared = doc.language.as_deref();
+                let doc_language = declared.map_or_else(|| detect_language(&all_text), str::to_string);
+                let doc_is_cjk = declared.map_or_else(|| is_cjk_text(&all_text), is_cjk_language);
                 for section in sections {
                     let header = header(&doc.title, &section.heading_path, &doc.keywords);
                     let budget = self.chunk_tokens.saturating_sub(self.count_tokens(&header)).max(MIN_BODY_TOKENS);
@@ -76,7 +77,7 @@ impl Chunker {
                             if header.is_empty() { piece.to_string() } else { format!("{header}\n{piece}") };
                         // Judged with the page title and headings the passage is indexed with: an
                         // untranslated paragraph of a translated page sends its reader to that page.
-                        let language = passage_language(&embed_text, &doc_language, doc_is_cjk);
+                        let language = passage_language(&embed_text, &doc_language, doc_is_cjk, declared.is_some());
                         let index = out.len() as u32;
                         out.push(PreparedChunk {
                             tokens: self.count_tokens(&embed_text),
@@ -200,6 +201,7 @@ mod tests {
             source: "guide/install.md".into(),
             title: "Installing".into(),
             keywords: Vec::new(),
+            language: None,
             body: Body::Sections(sections),
         }
     }
@@ -244,6 +246,7 @@ mod tests {
             source: "faq/general.csv".into(),
             title: "general".into(),
             keywords: Vec::new(),
+            language: None,
             body: Body::Faq(vec![FaqEntry {
                 question: "How do I reset my password?".into(),
                 answer: "Open Settings, then Security.".into(),

@@ -142,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(StoreError::Missing(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        let compatibility = Some(wiring::compatibility(&settings.embedding.model_id, embedding_dimension(&settings)));
+        let compatibility = Some(wiring::compatibility(&wiring::model_id(&settings), embedding_dimension(&settings)));
         pipeline::ingest(&roots, Services { store, embedder: None, chunker: None, compatibility }, &opts).await?
     } else {
         let chunker = Chunker::from_model_dir(&settings.embedding.model_dir, settings.ingest.chunk_tokens)?;

@@ -40,6 +40,22 @@ pub fn assets_available(test: &str) -> bool {
     true
 }
 
+/// True when the multilingual model (`scripts/setup` builds it on AVX2 machines) is installed;
+/// like [`assets_available`], a missing one skips the test, or fails it under `CI=true`.
+pub fn multilingual_available(test: &str) -> bool {
+    let dir = data_dir().join("models/multilingual-e5-small");
+    let needed = [dir.join("libe5.so"), dir.join("e5-small-q4.bin")];
+    if let Some(missing) = needed.iter().find(|p| !p.is_file()) {
+        let msg = format!("{test}: multilingual model file {} is missing; run scripts/setup", missing.display());
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED {msg}");
+        return false;
+    }
+    true
+}
+
 /// Path of a workspace binary (`supportbot`, `supportbot-ingest`), built by `cargo test --workspace`.
 pub fn bin(name: &str) -> PathBuf {
     // Test executables live in <target>/<profile>/deps; binaries one level up.
@@ -204,7 +220,6 @@ pub async fn open_answerer(
 ) -> supportbot_core::answer::Answerer {
     use std::sync::Arc;
     use supportbot_core::answer::memory::InMemoryMemory;
-    use supportbot_core::embed::Embedder as _;
     use supportbot_core::wiring;
 
     let mut settings = test_settings(workspace.path(), &workspace.index_dir());

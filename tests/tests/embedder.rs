@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use supportbot_core::embed::{Embedder, cosine};
+use supportbot_core::embed::cosine;
 use supportbot_tests::{Workspace, assets_available, test_settings};
 
 const QUESTIONS: [&str; 12] = [

@@ -18,10 +18,11 @@ use qdrant_edge::{
 
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
 use super::{
-    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, RootStats, SPARSE_VECTOR, SearchFilter,
-    StoreError, StoreStats, StoredChunk,
+    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, RootStats,
+    SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk,
 };
 use crate::document::document_id;
+use crate::embed::e5::E5_DIMENSION;
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "LOCK";
@@ -57,6 +58,7 @@ fn other(e: impl std::fmt::Display) -> StoreError {
 fn shard_config(dimension: usize) -> qdrant_edge::EdgeConfig {
     EdgeConfigBuilder::new()
         .vector(DENSE_VECTOR, EdgeVectorParams::builder(dimension, Distance::Cosine).build())
+        .vector(MULTILINGUAL_VECTOR, EdgeVectorParams::builder(E5_DIMENSION, Distance::Cosine).build())
         .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
         .build()
 }
@@ -328,10 +330,20 @@ impl KnowledgeStore for EdgeStore {
                         inner.dimension
                     )));
                 }
-                let vectors = Vectors::new_named([
+                let mut named = vec![
                     (DENSE_VECTOR.to_string(), Vector::new_dense(c.dense.clone())),
                     (SPARSE_VECTOR.to_string(), Vector::from(inner.bm25.document(&c.lexical_text))),
-                ]);
+                ];
+                if let Some(v) = &c.multilingual {
+                    if v.len() != E5_DIMENSION {
+                        return Err(other(format!(
+                            "multilingual vector of {} dimensions, expected {E5_DIMENSION}",
+                            v.len()
+                        )));
+                    }
+                    named.push((MULTILINGUAL_VECTOR.to_string(), Vector::new_dense(v.clone())));
+                }
+                let vectors = Vectors::new_named(named);
                 points.push(
                     PointStruct::new(PointId::Uuid(c.chunk.id), vectors, payload::chunk_payload(&c.chunk)).into(),
                 );
@@ -354,6 +366,17 @@ impl KnowledgeStore for EdgeStore {
         let query = VectorInternal::Dense(vector.to_vec());
         let filter = filter.clone();
         self.blocking(move |inner| inner.query(query, DENSE_VECTOR, limit, &filter)).await
+    }
+
+    async fn multilingual_search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let query = VectorInternal::Dense(vector.to_vec());
+        let filter = filter.clone();
+        self.blocking(move |inner| inner.query(query, MULTILINGUAL_VECTOR, limit, &filter)).await
     }
 
     async fn sparse_search(&self, query: &str, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError> {
@@ -451,6 +474,7 @@ mod tests {
                 cites: None,
             },
             dense,
+            multilingual: None,
             lexical_text: text.into(),
         }
     }

@@ -20,6 +20,9 @@ pub use qdrant::{QdrantOptions, QdrantStore};
 
 /// Name of the dense vector in every collection.
 pub const DENSE_VECTOR: &str = "dense";
+/// Name of the multilingual dense vector, held by CJK passages when the multilingual model is in
+/// use (embedded index only).
+pub const MULTILINGUAL_VECTOR: &str = "dense_ml";
 /// Name of the sparse BM25 vector (IDF modifier) in every collection.
 pub const SPARSE_VECTOR: &str = "bm25";
 
@@ -100,6 +103,8 @@ pub struct DocRecord {
 pub struct StoredChunk {
     pub chunk: Chunk,
     pub dense: Vec<f32>,
+    /// The multilingual model's vector, for CJK passages when that model is in use.
+    pub multilingual: Option<Vec<f32>>,
     /// Text for the BM25 vector.
     pub lexical_text: String,
 }
@@ -180,6 +185,17 @@ pub trait KnowledgeStore: Send + Sync {
     async fn complete_document(&self, record: &DocRecord) -> Result<(), StoreError>;
     /// Nearest chunks by cosine similarity of the dense vector.
     async fn dense_search(&self, vector: &[f32], limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError>;
+    /// Nearest chunks by the multilingual vector. Stores without one (a Qdrant server, for now)
+    /// find nothing, and search falls back to the other retrievers.
+    async fn multilingual_search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let _ = (vector, limit, filter);
+        Ok(Vec::new())
+    }
     /// Best chunks by BM25 of the query text.
     async fn sparse_search(&self, query: &str, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError>;
     async fn stats(&self) -> Result<StoreStats, StoreError>;

@@ -31,7 +31,13 @@ fn build(source: &str, raws: Vec<Raw>) -> Result<Document, LoadError> {
             FaqEntry { question: r.question, answer: r.answer, url: r.url, tags: r.tags, anchor }
         })
         .collect();
-    Ok(Document { source: source.to_owned(), title: file_stem(source), keywords: Vec::new(), body: Body::Faq(entries) })
+    Ok(Document {
+        source: source.to_owned(),
+        title: file_stem(source),
+        keywords: Vec::new(),
+        language: None,
+        body: Body::Faq(entries),
+    })
 }
 
 /// Tags from a `;`- or `,`-separated string: trimmed, empties dropped.

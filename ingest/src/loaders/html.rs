@@ -23,7 +23,15 @@ pub(super) fn load(source: &str, text: &str) -> Result<Document, LoadError> {
     }
     let title = page_title(&doc, &page.h1s).unwrap_or_else(|| file_stem(source));
     let keywords = page_keywords(&doc);
-    Ok(Document { source: source.to_owned(), title, keywords, body: Body::Sections(page.sections) })
+    let language = declared_language(&doc);
+    Ok(Document { source: source.to_owned(), title, keywords, language, body: Body::Sections(page.sections) })
+}
+
+/// The page's `<html lang>`, reduced to its primary subtag (`zh-CN` → `zh`).
+fn declared_language(doc: &Html) -> Option<String> {
+    let lang = doc.root_element().value().attr("lang")?;
+    let primary = lang.split(['-', '_']).next()?.trim().to_ascii_lowercase();
+    (primary.len() >= 2 && primary.len() <= 3 && primary.chars().all(|c| c.is_ascii_alphabetic())).then_some(primary)
 }
 
 /// At most this many keyword entries per page are kept.
@@ -808,6 +816,17 @@ mod tests {
         assert_eq!(sections(index), vec![sec(&[], None, "- Alpha\n- Beta")]);
     }
 
+    #[test]
+    fn the_declared_language_is_the_primary_subtag_of_html_lang() {
+        let lang = |html: &str| doc(html).language;
+        assert_eq!(
+            lang(r#"<html lang="zh-CN"><body><p>Removing Duplicate Values</p></body></html>"#).as_deref(),
+            Some("zh")
+        );
+        assert_eq!(lang("<html><body><p>No declaration here.</p></body></html>"), None);
+        assert_eq!(lang(r#"<html lang="{{lang}}"><body><p>A template left unfilled.</p></body></html>"#), None);
+    }
+
     /// The shape of LibreOffice's online help pages: no main/article, lots of div chrome, an
     /// embedded search box, a "Related Topics" block, bookmarks as empty `<a name>`.
     #[test]
@@ -839,6 +858,7 @@ mod tests {
         let d = doc(html);
         assert_eq!(d.title, "Inserting Page Breaks");
         assert_eq!(d.keywords, ["page breaks"], "schema.org keywords are the page's index terms");
+        assert_eq!(d.language.as_deref(), Some("en"), "<html lang=\"en-US\"> declares the language");
         assert_eq!(
             d.body,
             Body::Sections(vec![sec(

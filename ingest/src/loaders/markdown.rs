@@ -16,7 +16,13 @@ pub(super) fn load(source: &str, text: &str) -> Result<Document, LoadError> {
         return Err(LoadError::Empty);
     }
     let title = front_title.or(r.first_h1).unwrap_or_else(|| file_stem(source));
-    Ok(Document { source: source.to_owned(), title, keywords: Vec::new(), body: Body::Sections(r.sections) })
+    Ok(Document {
+        source: source.to_owned(),
+        title,
+        keywords: Vec::new(),
+        language: None,
+        body: Body::Sections(r.sections),
+    })
 }
 
 fn options() -> Options {

@@ -36,7 +36,13 @@ pub(super) fn load(source: &str, bytes: &[u8]) -> Result<Document, LoadError> {
         .find(|l| !l.is_empty())
         .map(shorten_title)
         .unwrap_or_else(|| file_stem(source));
-    Ok(Document { source: source.to_owned(), title, keywords: Vec::new(), body: Body::Sections(sections) })
+    Ok(Document {
+        source: source.to_owned(),
+        title,
+        keywords: Vec::new(),
+        language: None,
+        body: Body::Sections(sections),
+    })
 }
 
 fn unreadable(why: impl std::fmt::Display) -> LoadError {

@@ -13,6 +13,7 @@ pub(super) fn load(source: &str, text: &str) -> Result<Document, LoadError> {
         source: source.to_owned(),
         title: file_stem(source),
         keywords: Vec::new(),
+        language: None,
         body: Body::Sections(vec![Section { heading_path: Vec::new(), anchor: None, text }]),
     })
 }

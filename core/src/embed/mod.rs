@@ -1,8 +1,11 @@
 //! The `Embedder` capability (texts → vectors) and its local implementation, `FastEmbedder`,
 //! which runs an ONNX sentence-embedding model through fastembed and ONNX Runtime.
+//! `WithMultilingual` adds a second, multilingual model (`e5`) for CJK passages and questions.
+
+pub mod e5;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 
@@ -41,6 +44,71 @@ pub trait Embedder: Send + Sync {
     /// Identifies the model (and its quantisation); stored with the index so that a different
     /// model is detected instead of silently producing garbage scores.
     fn model_id(&self) -> &str;
+    /// Whether a second, multilingual model embeds CJK passages and questions (its vectors have
+    /// [`e5::E5_DIMENSION`] dimensions and go to their own vector of the index).
+    fn has_multilingual(&self) -> bool {
+        false
+    }
+    /// Embeds passages with the multilingual model (`None` without one).
+    fn embed_multilingual_documents(&self, texts: &[String]) -> Option<Result<Vec<Vec<f32>>, EmbedError>> {
+        let _ = texts;
+        None
+    }
+    /// Embeds a question with the multilingual model (`None` without one).
+    fn embed_multilingual_query(&self, text: &str) -> Option<Result<Vec<f32>, EmbedError>> {
+        let _ = text;
+        None
+    }
+}
+
+/// The default embedder plus a multilingual one for Chinese, Japanese and Korean text.
+pub struct WithMultilingual {
+    main: Arc<dyn Embedder>,
+    multilingual: e5::E5Embedder,
+    model_id: String,
+}
+
+impl WithMultilingual {
+    pub fn new(main: Arc<dyn Embedder>, multilingual: e5::E5Embedder) -> Self {
+        let model_id = multilingual_model_id(main.model_id());
+        Self { main, multilingual, model_id }
+    }
+}
+
+/// The id an index records when `main` is paired with the multilingual model.
+pub fn multilingual_model_id(main: &str) -> String {
+    format!("{main}+{}", e5::E5_MODEL_ID)
+}
+
+impl Embedder for WithMultilingual {
+    fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.main.embed_documents(texts)
+    }
+    fn embed_documents_sized(&self, texts: &[String], tokens: &[usize]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.main.embed_documents_sized(texts, tokens)
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        self.main.embed_query(text)
+    }
+    fn dimension(&self) -> usize {
+        self.main.dimension()
+    }
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+    fn has_multilingual(&self) -> bool {
+        true
+    }
+    fn embed_multilingual_documents(&self, texts: &[String]) -> Option<Result<Vec<Vec<f32>>, EmbedError>> {
+        Some(self.multilingual.embed(texts, false))
+    }
+    fn embed_multilingual_query(&self, text: &str) -> Option<Result<Vec<f32>, EmbedError>> {
+        Some(
+            self.multilingual
+                .embed(&[text.to_string()], true)
+                .and_then(|mut v| v.pop().ok_or_else(|| EmbedError::Inference("no vector returned".into()))),
+        )
+    }
 }
 
 /// How to build a [`FastEmbedder`].

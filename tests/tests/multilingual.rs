@@ -1,0 +1,70 @@
+//! The multilingual model for Chinese, Japanese and Korean, through the real binaries: Chinese
+//! questions are matched by meaning, the index records the model pair, and a required but
+//! missing model is a clear error while `auto` carries on without it.
+
+use supportbot_tests::{Workspace, assets_available, examples_dir, labelled_questions, multilingual_available};
+
+fn examples() -> String {
+    examples_dir().to_str().expect("utf-8 path").to_string()
+}
+
+#[test]
+fn chinese_questions_are_matched_by_meaning() {
+    if !assets_available("chinese_questions_are_matched_by_meaning")
+        || !multilingual_available("chinese_questions_are_matched_by_meaning")
+    {
+        return;
+    }
+    let ws = Workspace::new();
+    let (code, summary) = ws.ingest_json(&[&examples()]);
+    assert_eq!(code, 0, "{summary}");
+
+    let out = ws.run("supportbot", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    let model = status["embedding_model"].as_str().unwrap_or_default();
+    assert!(model.contains("multilingual-e5-small"), "index should record the multilingual model: {status}");
+
+    let chinese: Vec<_> =
+        labelled_questions().into_iter().filter(|q| q.lang.as_deref() == Some("zh") && !q.unanswerable).collect();
+    let mut misses = Vec::new();
+    for q in &chinese {
+        let got = ws.citations(&q.q, 1);
+        if !got.first().is_some_and(|c| q.expect.contains(c)) {
+            misses.push(format!("{:?}: expected {:?}, got {:?}", q.q, q.expect, got));
+        }
+    }
+    assert!(misses.len() <= chinese.len() / 10, "Chinese hit@1 misses:\n{}", misses.join("\n"));
+
+    // "Does it work on an Apple laptop?" shares no keyword with the section on installing the
+    // desktop client (which names macOS): only the meaning can find it.
+    let out = ws.search("跟苹果笔记本兼容吗？", 3);
+    let results = out["results"].as_array().expect("results");
+    let found = results.iter().find(|r| r["citation"] == "docs/zh/quickstart.md#安装桌面客户端");
+    let found = found.unwrap_or_else(|| panic!("not in the top 3: {out}"));
+    assert!(found["bm25_score"].is_null(), "expected a match by meaning alone: {found}");
+}
+
+#[test]
+fn a_required_multilingual_model_that_is_missing_is_a_clear_error() {
+    if !assets_available("a_required_multilingual_model_that_is_missing_is_a_clear_error") {
+        return;
+    }
+    let mut ws = Workspace::new();
+    let missing = ws.path().join("no-such-model");
+    ws.set_env("SUPPORTBOT__EMBEDDING__MULTILINGUAL_DIR", missing.to_str().expect("utf-8"));
+    ws.set_env("SUPPORTBOT__EMBEDDING__MULTILINGUAL", "on");
+    let out = ws.run("supportbot-ingest", &[&examples()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("libe5.so") && err.contains("scripts/setup"), "unhelpful error: {err}");
+
+    // `auto` (the default) carries on with the default model alone.
+    ws.set_env("SUPPORTBOT__EMBEDDING__MULTILINGUAL", "auto");
+    let (code, summary) = ws.ingest_json(&[&examples()]);
+    assert_eq!(code, 0, "{summary}");
+    let out = ws.run("supportbot", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert!(!status["embedding_model"].as_str().unwrap_or_default().contains("e5"), "{status}");
+    let got = ws.citations("服务器最少需要多少内存？", 5);
+    assert!(got.iter().any(|c| c == "docs/zh/quickstart.md#系统要求"), "keyword search still finds it: {got:?}");
+}
