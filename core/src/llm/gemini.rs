@@ -221,57 +221,22 @@ impl LanguageModel for GeminiModel {
     }
 }
 
-/// Turns the events of a `streamGenerateContent` response into text pieces. Ends after the first
-/// error; a stream that ends without text, or without a `finishReason`, ends with an error.
+/// The text of a Gemini stream. Gemini has no end marker: a stream must carry text and end
+/// with a `finishReason`.
 fn text_pieces(
     events: impl Stream<Item = Result<String, ModelError>> + Send + 'static,
 ) -> impl Stream<Item = Result<String, ModelError>> + Send {
-    struct State<S> {
-        events: std::pin::Pin<Box<S>>,
-        saw_text: bool,
-        finish: Option<String>,
-        done: bool,
-    }
-    let state = State { events: Box::pin(events), saw_text: false, finish: None, done: false };
-    futures::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        loop {
-            let data = match st.events.next().await {
-                Some(Ok(data)) => data,
-                Some(Err(e)) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.done = true;
-                    let error = match (st.saw_text, &st.finish) {
-                        (true, Some(_)) => return None,
-                        (true, None) => ModelError::Transient("gemini stream ended before its finishReason".into()),
-                        (false, Some(reason)) => ModelError::Malformed(format!("no text ({reason})")),
-                        (false, None) => ModelError::Transient("gemini stream ended without any text".into()),
-                    };
-                    return Some((Err(error), st));
-                }
-            };
-            match parse_stream_event(&data) {
-                Ok(None) => continue,
-                Ok(Some(chunk)) => {
-                    if chunk.finish.is_some() {
-                        st.finish = chunk.finish;
-                    }
-                    if !chunk.text.is_empty() {
-                        st.saw_text = true;
-                        return Some((Ok(chunk.text), st));
-                    }
-                }
-                Err(e) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
-            }
-        }
+    let parse = |data: &str| {
+        Ok(match parse_stream_event(data)? {
+            None => sse::Piece::Nothing,
+            Some(chunk) => sse::Piece::Text(chunk.text, chunk.finish),
+        })
+    };
+    sse::text_pieces(events, parse, |saw_text, finish| match (saw_text, finish) {
+        (true, Some(_)) => None,
+        (true, None) => Some(ModelError::Transient("gemini stream ended before its finishReason".into())),
+        (false, Some(reason)) => Some(ModelError::Malformed(format!("no text ({reason})"))),
+        (false, None) => Some(ModelError::Transient("gemini stream ended without any text".into())),
     })
 }
 

@@ -206,67 +206,25 @@ impl LanguageModel for OpenAiModel {
     }
 }
 
-/// Turns the events of a streamed chat completion into text pieces. Ends at `[DONE]` or after the
-/// first error; a stream cut before `[DONE]` and before any `finish_reason` ends with
-/// [`ModelError::Transient`], one without any text with [`ModelError::Malformed`].
+/// The text of an OpenAI-compatible stream, which ends with `data: [DONE]`.
 fn text_pieces(
     events: impl Stream<Item = Result<String, ModelError>> + Send + 'static,
 ) -> impl Stream<Item = Result<String, ModelError>> + Send {
-    struct State<S> {
-        events: std::pin::Pin<Box<S>>,
-        saw_text: bool,
-        finish: Option<String>,
-        done: bool,
-    }
-    let state = State { events: Box::pin(events), saw_text: false, finish: None, done: false };
-    futures::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
+    let parse = |data: &str| {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(sse::Piece::End);
         }
-        loop {
-            let data = match st.events.next().await {
-                Some(Ok(data)) => data,
-                Some(Err(e)) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.done = true;
-                    let error = match (st.saw_text, &st.finish) {
-                        (true, Some(_)) => return None,
-                        (_, None) => ModelError::Transient("stream ended before [DONE]".into()),
-                        (false, Some(reason)) => ModelError::Malformed(format!("no text ({reason})")),
-                    };
-                    return Some((Err(error), st));
-                }
-            };
-            if data.trim() == "[DONE]" {
-                st.done = true;
-                if st.saw_text {
-                    return None;
-                }
-                let reason = st.finish.as_deref().unwrap_or("[DONE]");
-                return Some((Err(ModelError::Malformed(format!("no text ({reason})"))), st));
-            }
-            if data.trim().is_empty() {
-                continue;
-            }
-            match parse_stream_event(&data) {
-                Ok((text, finish)) => {
-                    if finish.is_some() {
-                        st.finish = finish;
-                    }
-                    if !text.is_empty() {
-                        st.saw_text = true;
-                        return Some((Ok(text), st));
-                    }
-                }
-                Err(e) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
-            }
+        if data.is_empty() {
+            return Ok(sse::Piece::Nothing);
         }
+        let (text, finish) = parse_stream_event(data)?;
+        Ok(sse::Piece::Text(text, finish))
+    };
+    sse::text_pieces(events, parse, |saw_text, finish| match (saw_text, finish) {
+        (true, Some(_)) => None,
+        (_, None) => Some(ModelError::Transient("stream ended before [DONE]".into())),
+        (false, Some(reason)) => Some(ModelError::Malformed(format!("no text ({reason})"))),
     })
 }
 
