@@ -79,7 +79,7 @@ pub struct EmbeddingSettings {
     pub onnxruntime_path: PathBuf,
     /// Identifier of the model, recorded in the index so a model change forces a re-index.
     pub model_id: String,
-    /// Texts embedded per batch (default 16).
+    /// Texts embedded per batch (default 8).
     pub batch_size: usize,
     /// Inference threads (default 2).
     pub threads: usize,
@@ -354,7 +354,7 @@ impl Settings {
                 model_dir: data_dir.join("models/all-MiniLM-L6-v2"),
                 onnxruntime_path: data_dir.join("onnxruntime/libonnxruntime.so.1.31.1"),
                 model_id: "sentence-transformers/all-MiniLM-L6-v2@int8".into(),
-                batch_size: 16,
+                batch_size: 8,
                 threads: 2,
                 max_tokens: 256,
                 multilingual: Multilingual::Auto,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::document::{Chunk, DocKind, chunk_id};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, multilingual_vectors};
 use crate::lang::detect_language;
 use crate::review::CuratedAnswer;
 use crate::store::{DocRecord, KnowledgeStore, StoredChunk, now_rfc3339};
@@ -74,14 +74,24 @@ pub async fn index_curated(
     if chunks.is_empty() {
         return Ok(0);
     }
-    let texts: Vec<String> = chunks.iter().map(|c| c.embed_text.clone()).collect();
+    let labelled: Vec<(String, String)> = chunks.iter().map(|c| (c.embed_text.clone(), c.language.clone())).collect();
     let e = embedder.clone();
-    let vectors = tokio::task::spawn_blocking(move || e.embed_documents(&texts)).await??;
+    let (vectors, multilingual) = tokio::task::spawn_blocking(move || {
+        let texts: Vec<String> = labelled.iter().map(|(t, _)| t.clone()).collect();
+        Ok::<_, crate::embed::EmbedError>((e.embed_documents(&texts)?, multilingual_vectors(e.as_ref(), &labelled)?))
+    })
+    .await??;
     let n = chunks.len();
     let stored = chunks
         .into_iter()
         .zip(vectors)
-        .map(|(chunk, dense)| StoredChunk { lexical_text: chunk.text.clone(), chunk, dense, multilingual: None })
+        .zip(multilingual)
+        .map(|((chunk, dense), multilingual)| StoredChunk {
+            lexical_text: chunk.text.clone(),
+            chunk,
+            dense,
+            multilingual,
+        })
         .collect();
     store.upsert_chunks(stored).await?;
     store

@@ -141,11 +141,16 @@ impl Searcher {
             let (embedder, text) = (self.embedder.clone(), query.to_string());
             let vector =
                 tokio::task::spawn_blocking(move || embedder.embed_multilingual_query(&text)).await.map_err(failed)?;
-            if let Some(vector) = vector {
-                let hits = self.store.multilingual_search(&vector?, candidates, filter).await?;
-                if !hits.is_empty() {
-                    return Ok((hits, self.params.multilingual_weight));
+            match vector {
+                Some(Ok(vector)) => {
+                    let hits = self.store.multilingual_search(&vector, candidates, filter).await?;
+                    if !hits.is_empty() {
+                        return Ok((hits, self.params.multilingual_weight));
+                    }
                 }
+                // The default model still gives an answer a chance.
+                Some(Err(e)) => tracing::warn!(error = %e, "multilingual model failed; searching with the default one"),
+                None => {}
             }
         }
         let (embedder, text) = (self.embedder.clone(), query.to_string());
@@ -193,8 +198,13 @@ pub fn fuse(
     }
     let mut all: Vec<Acc> = by_id.into_values().filter(|a| a.fused > 0.0).collect();
     if let Some((question, factor)) = language {
-        for acc in all.iter_mut().filter(|a| !question.matches(&a.chunk.language)) {
-            acc.fused *= factor;
+        // Only when some passage is known to be in the question's language: otherwise every
+        // passage stays as ranked (undecided ones included).
+        let some_match = all.iter().any(|a| a.chunk.language != "und" && question.matches(&a.chunk.language));
+        if some_match {
+            for acc in all.iter_mut().filter(|a| !question.matches(&a.chunk.language)) {
+                acc.fused *= factor;
+            }
         }
     }
     all.sort_by(|a, b| b.fused.total_cmp(&a.fused).then(a.first_seen.cmp(&b.first_seen)));
@@ -278,10 +288,11 @@ mod tests {
         assert_eq!(order(preferred), ["en-page", "zh-page"]);
         let neutral = fuse(dense, sparse, 1.0, 0.5, 60.0, Some((&english, 1.0)), 10);
         assert_eq!(order(neutral), ["zh-page", "en-page"]);
-        // A Chinese question over English-only docs keeps the retrievers' order.
+        // A Chinese question over English-only docs keeps the retrievers' order, even where an
+        // undecided passage (not demoted) is among them.
         let chinese = QuestionLanguage::of("怎么做悬挂缩进？");
-        let only_english = vec![hit_in("a", "en", 0.5), hit_in("b", "en", 0.4)];
-        let out = fuse(only_english, vec![hit_in("b", "en", 3.0)], 0.25, 1.0, 60.0, Some((&chinese, 0.5)), 10);
-        assert_eq!(order(out), ["b", "a"]);
+        let dense = vec![hit_in("a", "en", 0.5), hit_in("b", "und", 0.4)];
+        let out = fuse(dense, vec![hit_in("c", "en", 3.0)], 0.25, 1.0, 60.0, Some((&chinese, 0.5)), 10);
+        assert_eq!(order(out), ["c", "a", "b"]);
     }
 }

@@ -30,7 +30,15 @@ pub fn embedder(s: &Settings) -> Result<Arc<dyn Embedder>, EmbedError> {
     if !wants_multilingual(s) {
         return Ok(main);
     }
-    Ok(Arc::new(WithMultilingual::new(main, E5Embedder::new(&s.embedding.multilingual_dir)?)))
+    match E5Embedder::new(&s.embedding.multilingual_dir) {
+        Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
+        // Under `auto`, a model that is installed but cannot be loaded is not fatal.
+        Err(e) if s.embedding.multilingual == Multilingual::Auto => {
+            tracing::warn!(error = %e, "multilingual model not loaded; going on without it");
+            Ok(main)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether the multilingual model is to be loaded: `on`, or `auto` with its files installed.
@@ -39,7 +47,9 @@ fn wants_multilingual(s: &Settings) -> bool {
     if s.store.qdrant_url.is_some() && s.embedding.multilingual != Multilingual::Off {
         // The server collection has no vector for it yet: embedding CJK passages twice would
         // be wasted work.
-        tracing::info!("multilingual model not used with a Qdrant server: CJK questions are searched by keywords");
+        tracing::info!(
+            "multilingual model not used with a Qdrant server: CJK questions rest on BM25 and the English model"
+        );
         return false;
     }
     match s.embedding.multilingual {
@@ -51,7 +61,7 @@ fn wants_multilingual(s: &Settings) -> bool {
                 tracing::warn!(
                     dir = %dir.display(),
                     "multilingual model not installed (run scripts/setup): Chinese, Japanese and Korean \
-                     questions are searched by keywords only"
+                     questions rest on BM25 and the English model"
                 );
             }
             installed

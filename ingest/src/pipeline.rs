@@ -2,7 +2,7 @@
 //! is new or changed, embed it in batches off the async runtime, and write it so that a crash at
 //! any point leaves an index that opens and a rerun that completes the job.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use supportbot_core::document::Document;
-use supportbot_core::embed::Embedder;
-use supportbot_core::lang::is_cjk_language;
+use supportbot_core::embed::{Embedder, multilingual_vectors};
 use supportbot_core::store::{
     Compatibility, DocRecord, IndexMeta, KnowledgeStore, RootState, StoredChunk, now_rfc3339,
 };
@@ -405,29 +404,15 @@ async fn write_documents(
         let embed_started = Instant::now();
         let vectors = tokio::task::spawn_blocking(move || e.embed_documents_sized(&texts, &sizes)).await??;
         // CJK passages also get the multilingual model's vector, when there is one.
-        let cjk: Vec<(usize, String)> = if embedder.has_multilingual() {
-            group
-                .iter()
-                .flat_map(|p| p.chunks.iter())
-                .enumerate()
-                .filter(|(_, c)| is_cjk_language(&c.chunk.language))
-                .map(|(i, c)| (i, c.chunk.embed_text.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut multilingual: HashMap<usize, Vec<f32>> = HashMap::new();
-        if !cjk.is_empty() {
-            let e = embedder.clone();
-            let texts: Vec<String> = cjk.iter().map(|(_, t)| t.clone()).collect();
-            let embedded = tokio::task::spawn_blocking(move || e.embed_multilingual_documents(&texts)).await?;
-            if let Some(embedded) = embedded {
-                multilingual = cjk.iter().map(|(i, _)| *i).zip(embedded?).collect();
-            }
-        }
+        let labelled: Vec<(String, String)> = group
+            .iter()
+            .flat_map(|p| p.chunks.iter().map(|c| (c.chunk.embed_text.clone(), c.chunk.language.clone())))
+            .collect();
+        let e = embedder.clone();
+        let mut multilingual =
+            tokio::task::spawn_blocking(move || multilingual_vectors(e.as_ref(), &labelled)).await??.into_iter();
         embed_seconds += embed_started.elapsed().as_secs_f64();
         let mut vectors = vectors.into_iter();
-        let mut position = 0;
         for p in group.drain(..) {
             bar.set_message(p.doc.source.clone());
             if p.replace {
@@ -438,8 +423,7 @@ async fn write_documents(
             for c in p.chunks {
                 let dense = vectors.next().ok_or_else(|| anyhow::anyhow!("embedder returned too few vectors"))?;
                 tokens += c.tokens;
-                let multilingual = multilingual.remove(&position);
-                position += 1;
+                let multilingual = multilingual.next().flatten();
                 stored.push(StoredChunk { chunk: c.chunk, dense, multilingual, lexical_text: c.lexical_text });
             }
             store.upsert_chunks(stored).await?;

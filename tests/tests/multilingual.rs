@@ -68,3 +68,49 @@ fn a_required_multilingual_model_that_is_missing_is_a_clear_error() {
     let got = ws.citations("服务器最少需要多少内存？", 5);
     assert!(got.iter().any(|c| c == "docs/zh/quickstart.md#系统要求"), "keyword search still finds it: {got:?}");
 }
+
+#[tokio::test]
+async fn a_chinese_curated_answer_is_found_by_meaning() {
+    if !assets_available("a_chinese_curated_answer_is_found_by_meaning")
+        || !multilingual_available("a_chinese_curated_answer_is_found_by_meaning")
+    {
+        return;
+    }
+    use supportbot_core::review::{CuratedAnswer, CuratedStatus};
+    use supportbot_core::store::SearchFilter;
+    use supportbot_core::wiring;
+
+    let ws = Workspace::new();
+    let settings = supportbot_tests::test_settings(ws.path(), &ws.index_dir());
+    let s = settings.clone();
+    let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await.expect("join").expect("models");
+    assert!(embedder.has_multilingual());
+    let store = wiring::open_store(&settings, embedder.dimension(), true).await.expect("index");
+    let curated = CuratedAnswer {
+        id: "c1".into(),
+        questions: vec!["如何重置管理员密码？".into()],
+        answer: "在服务器上运行 driftwood-admin reset-password，然后用新密码登录。".into(),
+        citation: None,
+        url: None,
+        status: CuratedStatus::Active,
+        source_exchange: None,
+        created_by: "op".into(),
+        created_at: 0,
+        updated_at: 0,
+    };
+    supportbot_core::curated::index_curated(store.as_ref(), &embedder, &curated).await.expect("indexed");
+
+    // "I forgot the admin login code, what now?" shares no word with the curated question.
+    let e = embedder.clone();
+    let q = tokio::task::spawn_blocking(move || e.embed_multilingual_query("管理员的登录口令忘了怎么办"))
+        .await
+        .expect("join")
+        .expect("multilingual model")
+        .expect("embeds");
+    let hits = store.multilingual_search(&q, 3, &SearchFilter::default()).await.expect("search");
+    assert!(
+        hits.first().is_some_and(|h| h.chunk.source.contains("c1")),
+        "the curated answer carries the multilingual vector: {:?}",
+        hits.iter().map(|h| &h.chunk.source).collect::<Vec<_>>()
+    );
+}

@@ -5,8 +5,9 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, c_char, c_int, c_void};
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use super::EmbedError;
 
@@ -33,8 +34,9 @@ pub struct E5Embedder {
     model: Mutex<Model>,
     embed_batch: EmbedBatchFn,
     free: FreeFn,
-    // Keeps the functions above valid; dropped last.
-    _library: libloading::Library,
+    // Keeps the functions above valid. Never unloaded: the engine's OpenMP worker threads
+    // outlive the model, and unloading the code under them would crash the process.
+    _library: ManuallyDrop<libloading::Library>,
 }
 
 impl std::fmt::Debug for E5Embedder {
@@ -58,10 +60,10 @@ impl E5Embedder {
         let (lib_path, model_file) = (library_path(dir), model_path(dir));
         for path in [&lib_path, &model_file] {
             if !path.is_file() {
-                return Err(EmbedError::MissingFile { path: path.clone(), reason: "not found".into() });
+                return Err(EmbedError::Multilingual { path: path.clone(), reason: "not found".into() });
             }
         }
-        let runtime = |reason: String| EmbedError::Runtime { path: lib_path.clone(), reason };
+        let runtime = |reason: String| EmbedError::Multilingual { path: lib_path.clone(), reason };
         // SAFETY: loading the library runs no initialisers beyond the C runtime's; the symbols
         // are the engine's documented C API (e5.h) with the signatures declared above.
         let library = unsafe { libloading::Library::new(&lib_path) }.map_err(|e| runtime(e.to_string()))?;
@@ -80,7 +82,7 @@ impl E5Embedder {
         // SAFETY: a valid C string; the engine returns NULL on failure.
         let model = unsafe { load(c_path.as_ptr()) };
         if model.is_null() {
-            return Err(EmbedError::MissingFile {
+            return Err(EmbedError::Multilingual {
                 path: model_file,
                 reason: "the engine could not load it (corrupt or another format)".into(),
             });
@@ -89,12 +91,12 @@ impl E5Embedder {
         let dimension = unsafe { dim(model) };
         if dimension as usize != E5_DIMENSION {
             unsafe { free(model) };
-            return Err(EmbedError::Inference(format!(
-                "{} has {dimension} dimensions, expected {E5_DIMENSION}",
-                model_file.display()
-            )));
+            return Err(EmbedError::Multilingual {
+                path: model_file,
+                reason: format!("it has {dimension} dimensions, expected {E5_DIMENSION}"),
+            });
         }
-        Ok(Self { model: Mutex::new(Model(model)), embed_batch, free, _library: library })
+        Ok(Self { model: Mutex::new(Model(model)), embed_batch, free, _library: ManuallyDrop::new(library) })
     }
 
     /// Embeds `texts` as queries or as passages, in order.
@@ -129,9 +131,8 @@ impl E5Embedder {
 
 impl Drop for E5Embedder {
     fn drop(&mut self) {
-        if let Ok(model) = self.model.get_mut() {
-            // SAFETY: the model came from `e5_load` and is freed once, before the library.
-            unsafe { (self.free)(model.0) };
-        }
+        let model = self.model.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: the model came from `e5_load` and is freed once; the library stays loaded.
+        unsafe { (self.free)(model.0) };
     }
 }

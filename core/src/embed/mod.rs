@@ -7,6 +7,7 @@ pub mod e5;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::lang::is_cjk_language;
 use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 
 /// Why embedding could not be done.
@@ -18,6 +19,11 @@ pub enum EmbedError {
     /// ONNX Runtime could not be loaded from the configured library path.
     #[error("cannot load ONNX Runtime from {path}: {reason} (run scripts/setup, or set embedding.onnxruntime_path)")]
     Runtime { path: PathBuf, reason: String },
+    /// The multilingual model or its engine is missing or cannot be loaded.
+    #[error(
+        "multilingual model {path}: {reason} (run scripts/setup, set embedding.multilingual_dir, or set embedding.multilingual = \"off\")"
+    )]
+    Multilingual { path: PathBuf, reason: String },
     /// The model failed while running.
     #[error("embedding failed: {0}")]
     Inference(String),
@@ -59,6 +65,34 @@ pub trait Embedder: Send + Sync {
         let _ = text;
         None
     }
+}
+
+/// The multilingual model's vectors for the CJK texts among `texts` (each with its language
+/// code), in order: `None` for the others, and for all of them without a multilingual model.
+/// Blocking, like every embedder call.
+pub fn multilingual_vectors(
+    embedder: &dyn Embedder,
+    texts: &[(String, String)],
+) -> Result<Vec<Option<Vec<f32>>>, EmbedError> {
+    let mut out = vec![None; texts.len()];
+    let picked: Vec<usize> = (0..texts.len()).filter(|&i| is_cjk_language(&texts[i].1)).collect();
+    if picked.is_empty() || !embedder.has_multilingual() {
+        return Ok(out);
+    }
+    let inputs: Vec<String> = picked.iter().map(|&i| texts[i].0.clone()).collect();
+    let Some(vectors) = embedder.embed_multilingual_documents(&inputs) else { return Ok(out) };
+    let vectors = vectors?;
+    if vectors.len() != picked.len() {
+        return Err(EmbedError::Inference(format!(
+            "multilingual model returned {} vectors for {} texts",
+            vectors.len(),
+            picked.len()
+        )));
+    }
+    for (i, v) in picked.into_iter().zip(vectors) {
+        out[i] = Some(v);
+    }
+    Ok(out)
 }
 
 /// The default embedder plus a multilingual one for Chinese, Japanese and Korean text.
@@ -120,7 +154,7 @@ pub struct FastEmbedOptions {
     /// The ONNX Runtime shared library (`libonnxruntime.so.*`).
     pub onnxruntime_path: PathBuf,
     pub model_id: String,
-    /// Texts per inference call (default 16; BENCHMARKS.md has the measurements so far).
+    /// Texts per inference call (default 8; BENCHMARKS.md, section 1, has the measurements).
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,

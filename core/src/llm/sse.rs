@@ -171,6 +171,82 @@ where
     })
 }
 
+/// What one event of a streamed completion carries, as the backend reads it.
+pub(crate) enum Piece {
+    /// Nothing to show (a keep-alive, a usage-only chunk).
+    Nothing,
+    /// Text (possibly empty) and the finish reason, when the event has one.
+    Text(String, Option<String>),
+    /// The server's end-of-stream marker (`[DONE]`).
+    End,
+}
+
+/// The text pieces of a streamed completion: `parse` reads each event's data. A stream that
+/// stops without an end marker ends normally when `ended(saw_text, finish_reason)` is `None`,
+/// and with its error otherwise. An end marker before any text is a `Malformed` "no text".
+pub(crate) fn text_pieces<P, E>(
+    events: impl Stream<Item = Result<String, ModelError>> + Send + 'static,
+    parse: P,
+    ended: E,
+) -> impl Stream<Item = Result<String, ModelError>> + Send
+where
+    P: Fn(&str) -> Result<Piece, ModelError> + Send + 'static,
+    E: Fn(bool, Option<&str>) -> Option<ModelError> + Send + 'static,
+{
+    struct State<S, P, E> {
+        events: Pin<Box<S>>,
+        parse: P,
+        ended: E,
+        saw_text: bool,
+        finish: Option<String>,
+        done: bool,
+    }
+    let state = State { events: Box::pin(events), parse, ended, saw_text: false, finish: None, done: false };
+    futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let data = match st.events.next().await {
+                Some(Ok(data)) => data,
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.done = true;
+                    let error = (st.ended)(st.saw_text, st.finish.as_deref())?;
+                    return Some((Err(error), st));
+                }
+            };
+            match (st.parse)(&data) {
+                Ok(Piece::Nothing) => continue,
+                Ok(Piece::End) => {
+                    st.done = true;
+                    if st.saw_text {
+                        return None;
+                    }
+                    let reason = st.finish.as_deref().unwrap_or("[DONE]");
+                    return Some((Err(ModelError::Malformed(format!("no text ({reason})"))), st));
+                }
+                Ok(Piece::Text(text, finish)) => {
+                    if finish.is_some() {
+                        st.finish = finish;
+                    }
+                    if !text.is_empty() {
+                        st.saw_text = true;
+                        return Some((Ok(text), st));
+                    }
+                }
+                Err(e) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
@@ -292,80 +368,4 @@ mod tests {
         let events: Vec<_> = data_events(futures::stream::iter(chunks), |e| match e {}).collect().await;
         assert_eq!(events, [Ok("a".to_string()), Ok("[DONE]".to_string())]);
     }
-}
-
-/// What one event of a streamed completion carries, as the backend reads it.
-pub(crate) enum Piece {
-    /// Nothing to show (a keep-alive, a usage-only chunk).
-    Nothing,
-    /// Text (possibly empty) and the finish reason, when the event has one.
-    Text(String, Option<String>),
-    /// The server's end-of-stream marker (`[DONE]`).
-    End,
-}
-
-/// The text pieces of a streamed completion: `parse` reads each event's data. A stream that
-/// stops without an end marker ends normally when `ended(saw_text, finish_reason)` is `None`,
-/// and with its error otherwise. An end marker before any text is a `Malformed` "no text".
-pub(crate) fn text_pieces<P, E>(
-    events: impl Stream<Item = Result<String, ModelError>> + Send + 'static,
-    parse: P,
-    ended: E,
-) -> impl Stream<Item = Result<String, ModelError>> + Send
-where
-    P: Fn(&str) -> Result<Piece, ModelError> + Send + 'static,
-    E: Fn(bool, Option<&str>) -> Option<ModelError> + Send + 'static,
-{
-    struct State<S, P, E> {
-        events: Pin<Box<S>>,
-        parse: P,
-        ended: E,
-        saw_text: bool,
-        finish: Option<String>,
-        done: bool,
-    }
-    let state = State { events: Box::pin(events), parse, ended, saw_text: false, finish: None, done: false };
-    futures::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        loop {
-            let data = match st.events.next().await {
-                Some(Ok(data)) => data,
-                Some(Err(e)) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.done = true;
-                    let error = (st.ended)(st.saw_text, st.finish.as_deref())?;
-                    return Some((Err(error), st));
-                }
-            };
-            match (st.parse)(&data) {
-                Ok(Piece::Nothing) => continue,
-                Ok(Piece::End) => {
-                    st.done = true;
-                    if st.saw_text {
-                        return None;
-                    }
-                    let reason = st.finish.as_deref().unwrap_or("[DONE]");
-                    return Some((Err(ModelError::Malformed(format!("no text ({reason})"))), st));
-                }
-                Ok(Piece::Text(text, finish)) => {
-                    if finish.is_some() {
-                        st.finish = finish;
-                    }
-                    if !text.is_empty() {
-                        st.saw_text = true;
-                        return Some((Ok(text), st));
-                    }
-                }
-                Err(e) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
-            }
-        }
-    })
 }
