@@ -90,7 +90,9 @@ fn defaults_when_no_file() {
     assert_eq!(s.local.model_path, f.data_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert_eq!(s.store.collection, "supportbot");
     assert_eq!(s.embedding.model_id, "sentence-transformers/all-MiniLM-L6-v2@int8");
-    assert_eq!((s.embedding.batch_size, s.embedding.threads, s.embedding.max_tokens), (16, 2, 256));
+    assert_eq!((s.embedding.batch_size, s.embedding.threads, s.embedding.max_tokens), (8, 2, 256));
+    assert_eq!(s.embedding.multilingual, supportbot_config::Multilingual::Auto);
+    assert_eq!(s.embedding.multilingual_dir, f.data_dir().join("models/multilingual-e5-small"));
     assert_eq!((s.ingest.chunk_tokens, s.ingest.max_file_bytes), (200, 20_000_000));
     assert_eq!((s.search.limit, s.search.candidates), (5, 40));
     assert_eq!(s.search.rrf_k, 60.0);
