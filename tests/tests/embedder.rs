@@ -1,5 +1,5 @@
-//! The real ONNX embedder under concurrent questions: however the askers share the model, every
-//! asker must get the vector of its own question.
+//! The real embedders (ONNX MiniLM and the multilingual model) under concurrent questions:
+//! however the askers share a model, every asker must get the vector of its own question.
 
 use std::sync::{Arc, Barrier};
 
@@ -58,5 +58,38 @@ fn concurrent_questions_each_get_their_own_vector() {
                 QUESTIONS[i]
             );
         }
+    }
+}
+
+#[test]
+fn concurrent_questions_to_the_multilingual_model_each_get_their_own_vector() {
+    let test = "concurrent_questions_to_the_multilingual_model_each_get_their_own_vector";
+    if !assets_available(test) || !supportbot_tests::multilingual_available(test) {
+        return;
+    }
+    let ws = Workspace::new();
+    let settings = test_settings(ws.path(), &ws.index_dir());
+    let embedder = supportbot_core::wiring::embedder(&settings).expect("models load");
+    let ask = |q: &str| embedder.embed_multilingual_query(q).expect("multilingual model").expect("embeds");
+    let alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| ask(q)).collect();
+    let barrier = Arc::new(Barrier::new(QUESTIONS.len()));
+    let handles: Vec<_> = QUESTIONS
+        .iter()
+        .map(|q| {
+            let (embedder, barrier) = (embedder.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                embedder.embed_multilingual_query(q).expect("multilingual model")
+            })
+        })
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        let together = handle.join().expect("asker thread").expect("embeds under load");
+        let similarity = cosine(&together, &alone[i]);
+        assert!(
+            similarity > 0.999,
+            "{:?}: {similarity} similar to its own vector when asked with others",
+            QUESTIONS[i]
+        );
     }
 }
