@@ -28,32 +28,30 @@ pub fn data_dir() -> PathBuf {
 /// that needs them prints why it is skipped, except under `CI=true`, where it fails.
 pub fn assets_available(test: &str) -> bool {
     let d = data_dir();
-    let needed = [d.join("models/all-MiniLM-L6-v2/model.onnx"), d.join("onnxruntime/libonnxruntime.so.1.31.1")];
-    if let Some(missing) = needed.iter().find(|p| !p.is_file()) {
-        let msg = format!("{test}: model asset {} is missing; run scripts/setup", missing.display());
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED {msg}");
-        return false;
-    }
-    true
+    files_available(
+        test,
+        "model asset",
+        &[d.join("models/all-MiniLM-L6-v2/model.onnx"), d.join("onnxruntime/libonnxruntime.so.1.31.1")],
+    )
 }
 
 /// True when the multilingual model (`scripts/setup` builds it on AVX2 machines) is installed;
 /// like [`assets_available`], a missing one skips the test, or fails it under `CI=true`.
 pub fn multilingual_available(test: &str) -> bool {
     let dir = data_dir().join("models/multilingual-e5-small");
-    let needed = [dir.join("libe5.so"), dir.join("e5-small-q4.bin")];
-    if let Some(missing) = needed.iter().find(|p| !p.is_file()) {
-        let msg = format!("{test}: multilingual model file {} is missing; run scripts/setup", missing.display());
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED {msg}");
-        return false;
+    files_available(test, "multilingual model file", &[dir.join("libe5.so"), dir.join("e5-small-q4.bin")])
+}
+
+/// Whether every file in `needed` exists; a missing one (a `what`) skips `test` with a message,
+/// or fails it under `CI=true`.
+fn files_available(test: &str, what: &str, needed: &[PathBuf]) -> bool {
+    let Some(missing) = needed.iter().find(|p| !p.is_file()) else { return true };
+    let msg = format!("{test}: {what} {} is missing; run scripts/setup", missing.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
     }
-    true
+    eprintln!("SKIPPED {msg}");
+    false
 }
 
 /// Path of a workspace binary (`supportbot`, `supportbot-ingest`), built by `cargo test --workspace`.

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use supportbot_core::embed::cosine;
+use supportbot_core::embed::{EmbedError, Embedder, cosine};
 use supportbot_tests::{Workspace, assets_available, test_settings};
 
 const QUESTIONS: [&str; 12] = [
@@ -38,26 +38,37 @@ fn concurrent_questions_each_get_their_own_vector() {
     }
 
     for round in 0..3 {
-        let barrier = Arc::new(Barrier::new(QUESTIONS.len()));
-        let handles: Vec<_> = QUESTIONS
-            .iter()
-            .map(|q| {
-                let (embedder, barrier) = (embedder.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    embedder.embed_query(q)
-                })
+        each_gets_its_own_vector(&embedder, &alone, &format!("round {round}"), |e, q| e.embed_query(q));
+    }
+}
+
+/// Asks every question of [`QUESTIONS`] at once, one thread each, and checks that each asker
+/// got the vector its question has when asked `alone`.
+fn each_gets_its_own_vector(
+    embedder: &Arc<dyn Embedder>,
+    alone: &[Vec<f32>],
+    label: &str,
+    ask: fn(&dyn Embedder, &str) -> Result<Vec<f32>, EmbedError>,
+) {
+    let barrier = Arc::new(Barrier::new(QUESTIONS.len()));
+    let handles: Vec<_> = QUESTIONS
+        .iter()
+        .map(|q| {
+            let (embedder, barrier) = (embedder.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                ask(embedder.as_ref(), q)
             })
-            .collect();
-        for (i, handle) in handles.into_iter().enumerate() {
-            let together = handle.join().expect("asker thread").expect("embeds under load");
-            let similarity = cosine(&together, &alone[i]);
-            assert!(
-                similarity > 0.999,
-                "round {round}: {:?} got a vector {similarity} similar to its own when asked with others",
-                QUESTIONS[i]
-            );
-        }
+        })
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        let together = handle.join().expect("asker thread").expect("embeds under load");
+        let similarity = cosine(&together, &alone[i]);
+        assert!(
+            similarity > 0.999,
+            "{label}: {:?} got a vector {similarity} similar to its own when asked with others",
+            QUESTIONS[i]
+        );
     }
 }
 
@@ -70,26 +81,7 @@ fn concurrent_questions_to_the_multilingual_model_each_get_their_own_vector() {
     let ws = Workspace::new();
     let settings = test_settings(ws.path(), &ws.index_dir());
     let embedder = supportbot_core::wiring::embedder(&settings).expect("models load");
-    let ask = |q: &str| embedder.embed_multilingual_query(q).expect("multilingual model").expect("embeds");
-    let alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| ask(q)).collect();
-    let barrier = Arc::new(Barrier::new(QUESTIONS.len()));
-    let handles: Vec<_> = QUESTIONS
-        .iter()
-        .map(|q| {
-            let (embedder, barrier) = (embedder.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                embedder.embed_multilingual_query(q).expect("multilingual model")
-            })
-        })
-        .collect();
-    for (i, handle) in handles.into_iter().enumerate() {
-        let together = handle.join().expect("asker thread").expect("embeds under load");
-        let similarity = cosine(&together, &alone[i]);
-        assert!(
-            similarity > 0.999,
-            "{:?}: {similarity} similar to its own vector when asked with others",
-            QUESTIONS[i]
-        );
-    }
+    let ask = |e: &dyn Embedder, q: &str| e.embed_multilingual_query(q).expect("multilingual model");
+    let alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| ask(embedder.as_ref(), q).expect("embeds")).collect();
+    each_gets_its_own_vector(&embedder, &alone, "multilingual", ask);
 }
