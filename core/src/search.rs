@@ -32,7 +32,7 @@ pub struct SearchParams {
     pub multilingual_weight: f32,
     pub cjk_bm25_weight: f32,
     /// Factor on the fused score of passages in another language than the question's (1.0: no
-    /// preference). Every passage is demoted alike when none is in the question's language.
+    /// preference). Nothing is demoted when no passage is in the question's language.
     pub other_language_weight: f32,
 }
 
