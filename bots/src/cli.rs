@@ -298,9 +298,10 @@ async fn open_for_reading(settings: &Settings) -> anyhow::Result<Arc<dyn Knowled
 async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let question = args.question.join(" ");
     let store = open_for_reading(settings).await?;
-    let s = settings.clone();
-    let embedder: Arc<dyn Embedder> = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await??;
     let meta = store.meta().await?.context("the index is empty: run `supportbot-ingest PATH` first")?;
+    let (s, recorded) = (settings.clone(), meta.embedding_model.clone());
+    let embedder: Arc<dyn Embedder> =
+        tokio::task::spawn_blocking(move || wiring::embedder(&s, Some(&recorded))).await??;
     wiring::compatibility(embedder.model_id(), embedder.dimension()).check(&meta)?;
     let searcher = Searcher::new(store, embedder, wiring::search_params(settings));
     let filter = SearchFilter {
@@ -456,9 +457,10 @@ async fn open_services(
     memory: Arc<dyn ConversationMemory>,
 ) -> anyhow::Result<(Searcher, Answerer)> {
     let store = open_for_reading(settings).await?;
-    let s = settings.clone();
-    let embedder: Arc<dyn Embedder> = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await??;
     let meta = store.meta().await?.context("the index is empty: run `supportbot-ingest PATH` first")?;
+    let (s, recorded) = (settings.clone(), meta.embedding_model.clone());
+    let embedder: Arc<dyn Embedder> =
+        tokio::task::spawn_blocking(move || wiring::embedder(&s, Some(&recorded))).await??;
     wiring::compatibility(embedder.model_id(), embedder.dimension()).check(&meta)?;
     let searcher = Searcher::new(store, embedder, wiring::search_params(settings));
     let (chain, unavailable) = wiring::model_chain(settings, backend);

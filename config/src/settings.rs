@@ -81,7 +81,7 @@ pub struct EmbeddingSettings {
     pub model_id: String,
     /// Texts embedded per batch (default 8).
     pub batch_size: usize,
-    /// Inference threads (default 2).
+    /// Inference threads of both embedding models (default 2).
     pub threads: usize,
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,

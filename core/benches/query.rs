@@ -657,7 +657,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let pool = read_pool(&args.chunks, args.pool_limit)?;
     let questions = read_questions(&args.questions)?;
     let s = settings.clone();
-    let embedder: Arc<dyn Embedder> = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await??;
+    let embedder: Arc<dyn Embedder> = tokio::task::spawn_blocking(move || wiring::embedder(&s, None)).await??;
     let dim = embedder.dimension();
     eprintln!(
         "query: {profile} build; {} pool chunks, {} questions, model {} ({dim} dimensions, {} threads)",

@@ -24,25 +24,44 @@ pub fn embedder_options(s: &Settings) -> FastEmbedOptions {
 }
 
 /// Loads the local embedding model named by the settings, paired with the multilingual model
-/// when `embedding.multilingual` asks for it and (for `auto`) it is installed.
-pub fn embedder(s: &Settings) -> Result<Arc<dyn Embedder>, EmbedError> {
+/// when `embedding.multilingual` asks for it. `index_model` is the model id an existing index
+/// records: under `auto` the process follows it, so an index keeps working whether or not the
+/// multilingual model was installed since it was built.
+pub fn embedder(s: &Settings, index_model: Option<&str>) -> Result<Arc<dyn Embedder>, EmbedError> {
     let main: Arc<dyn Embedder> = Arc::new(FastEmbedder::new(&embedder_options(s))?);
-    if !wants_multilingual(s) {
-        return Ok(main);
-    }
-    match E5Embedder::new(&s.embedding.multilingual_dir) {
-        Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
-        // Under `auto`, a model that is installed but cannot be loaded is not fatal.
-        Err(e) if s.embedding.multilingual == Multilingual::Auto => {
-            tracing::warn!(error = %e, "multilingual model not loaded; going on without it");
-            Ok(main)
-        }
-        Err(e) => Err(e),
+    let dir = &s.embedding.multilingual_dir;
+    match wants_multilingual(s, index_model) {
+        Want::No => Ok(main),
+        Want::IfLoads => match E5Embedder::new(dir, s.embedding.threads) {
+            Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
+            // Under `auto`, a model that is installed but cannot be loaded is not fatal.
+            Err(e) => {
+                tracing::warn!(error = %e, "multilingual model not loaded; going on without it");
+                Ok(main)
+            }
+        },
+        Want::Required { why } => match E5Embedder::new(dir, s.embedding.threads) {
+            Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
+            Err(EmbedError::Multilingual { path, reason }) => {
+                Err(EmbedError::Multilingual { path, reason: format!("{reason} ({why})") })
+            }
+            Err(e) => Err(e),
+        },
     }
 }
 
-/// Whether the multilingual model is to be loaded: `on`, or `auto` with its files installed.
-fn wants_multilingual(s: &Settings) -> bool {
+/// What the settings and the index ask of the multilingual model.
+enum Want {
+    No,
+    /// `auto` with the model installed: use it if it loads.
+    IfLoads,
+    /// It must load; `why` says who asks, for the error.
+    Required {
+        why: &'static str,
+    },
+}
+
+fn wants_multilingual(s: &Settings, index_model: Option<&str>) -> Want {
     let dir = &s.embedding.multilingual_dir;
     if s.store.qdrant_url.is_some() && s.embedding.multilingual != Multilingual::Off {
         // The server collection has no vector for it yet: embedding CJK passages twice would
@@ -50,28 +69,44 @@ fn wants_multilingual(s: &Settings) -> bool {
         tracing::info!(
             "multilingual model not used with a Qdrant server: CJK questions rest on BM25 and the English model"
         );
-        return false;
+        return Want::No;
     }
+    let with_it = multilingual_model_id(&s.embedding.model_id);
     match s.embedding.multilingual {
-        Multilingual::Off => false,
-        Multilingual::On => true,
-        Multilingual::Auto => {
-            let installed = e5::library_path(dir).is_file() && e5::model_path(dir).is_file();
-            if !installed {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    "multilingual model not installed (run scripts/setup): Chinese, Japanese and Korean \
-                     questions rest on BM25 and the English model"
+        Multilingual::Off => Want::No,
+        Multilingual::On => Want::Required { why: "embedding.multilingual is on" },
+        Multilingual::Auto if index_model == Some(with_it.as_str()) => {
+            Want::Required { why: "the index was built with it; install it with scripts/setup, or rebuild the index" }
+        }
+        Multilingual::Auto if index_model == Some(s.embedding.model_id.as_str()) => {
+            if e5::installed(dir) {
+                tracing::info!(
+                    "the index was built without the multilingual model: run `supportbot-ingest --rebuild` to use it \
+                     for Chinese, Japanese and Korean"
                 );
             }
-            installed
+            Want::No
+        }
+        Multilingual::Auto => {
+            if e5::installed(dir) {
+                return Want::IfLoads;
+            }
+            tracing::warn!(
+                dir = %dir.display(),
+                "multilingual model not installed (run scripts/setup): Chinese, Japanese and Korean \
+                 questions rest on BM25 and the English model"
+            );
+            Want::No
         }
     }
 }
 
 /// The model id the index records for these settings, without loading any model.
-pub fn model_id(s: &Settings) -> String {
-    if wants_multilingual(s) { multilingual_model_id(&s.embedding.model_id) } else { s.embedding.model_id.clone() }
+pub fn model_id(s: &Settings, index_model: Option<&str>) -> String {
+    match wants_multilingual(s, index_model) {
+        Want::No => s.embedding.model_id.clone(),
+        Want::IfLoads | Want::Required { .. } => multilingual_model_id(&s.embedding.model_id),
+    }
 }
 
 pub fn search_params(s: &Settings) -> SearchParams {

@@ -223,7 +223,8 @@ pub async fn open_answerer(
     let mut settings = test_settings(workspace.path(), &workspace.index_dir());
     configure(&mut settings);
     let s = settings.clone();
-    let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await.expect("join").expect("embedder");
+    let embedder =
+        tokio::task::spawn_blocking(move || wiring::embedder(&s, None)).await.expect("join").expect("embedder");
     let store = wiring::open_store(&settings, embedder.dimension(), false).await.expect("index");
     let meta = store.meta().await.expect("meta");
     let searcher = supportbot_core::search::Searcher::new(store, embedder, wiring::search_params(&settings));

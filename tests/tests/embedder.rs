@@ -28,7 +28,7 @@ fn concurrent_questions_each_get_their_own_vector() {
     }
     let ws = Workspace::new();
     let settings = test_settings(ws.path(), &ws.index_dir());
-    let embedder = supportbot_core::wiring::embedder(&settings).expect("embedding model loads");
+    let embedder = supportbot_core::wiring::embedder(&settings, None).expect("embedding model loads");
     let alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| embedder.embed_query(q).expect("embeds")).collect();
     // Distinct questions have clearly distinct vectors, so a mix-up would be caught below.
     for (i, a) in alone.iter().enumerate() {
@@ -80,7 +80,7 @@ fn concurrent_questions_to_the_multilingual_model_each_get_their_own_vector() {
     }
     let ws = Workspace::new();
     let settings = test_settings(ws.path(), &ws.index_dir());
-    let embedder = supportbot_core::wiring::embedder(&settings).expect("models load");
+    let embedder = supportbot_core::wiring::embedder(&settings, None).expect("models load");
     let ask = |e: &dyn Embedder, q: &str| e.embed_multilingual_query(q).expect("multilingual model");
     let alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| ask(embedder.as_ref(), q).expect("embeds")).collect();
     each_gets_its_own_vector(&embedder, &alone, "multilingual", ask);

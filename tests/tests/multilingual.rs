@@ -83,7 +83,8 @@ async fn a_chinese_curated_answer_is_found_by_meaning() {
     let ws = Workspace::new();
     let settings = supportbot_tests::test_settings(ws.path(), &ws.index_dir());
     let s = settings.clone();
-    let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s)).await.expect("join").expect("models");
+    let embedder =
+        tokio::task::spawn_blocking(move || wiring::embedder(&s, None)).await.expect("join").expect("models");
     assert!(embedder.has_multilingual());
     let store = wiring::open_store(&settings, embedder.dimension(), true).await.expect("index");
     let curated = CuratedAnswer {
@@ -113,4 +114,41 @@ async fn a_chinese_curated_answer_is_found_by_meaning() {
         "the curated answer carries the multilingual vector: {:?}",
         hits.iter().map(|h| &h.chunk.source).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn under_auto_a_process_follows_the_model_the_index_was_built_with() {
+    let test = "under_auto_a_process_follows_the_model_the_index_was_built_with";
+    if !assets_available(test) || !multilingual_available(test) {
+        return;
+    }
+    let mut ws = Workspace::new();
+    let recorded = |ws: &Workspace| {
+        let out = ws.run("supportbot", &["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+        status["embedding_model"].as_str().unwrap_or_default().to_string()
+    };
+
+    // Built without the model, then the model is installed (`auto` finds it): the index keeps
+    // answering and syncing as it was built, until a rebuild adds the model.
+    ws.set_env("SUPPORTBOT__EMBEDDING__MULTILINGUAL", "off");
+    let (code, summary) = ws.ingest_json(&[&examples()]);
+    assert_eq!(code, 0, "{summary}");
+    ws.set_env("SUPPORTBOT__EMBEDDING__MULTILINGUAL", "auto");
+    let got = ws.citations("服务器最少需要多少内存？", 5);
+    assert!(got.iter().any(|c| c == "docs/zh/quickstart.md#系统要求"), "search on the old index: {got:?}");
+    let (code, summary) = ws.ingest_json(&[&examples()]);
+    assert_eq!(code, 0, "a sync must not ask for a rebuild: {summary}");
+    assert!(!recorded(&ws).contains("e5"), "{}", recorded(&ws));
+    let (code, summary) = ws.ingest_json(&["--rebuild", &examples()]);
+    assert_eq!(code, 0, "{summary}");
+    assert!(recorded(&ws).contains("multilingual-e5-small"), "{}", recorded(&ws));
+
+    // Built with the model, which then goes missing: a clear error says why and what to do.
+    let missing = ws.path().join("no-such-model");
+    ws.set_env("SUPPORTBOT__EMBEDDING__MULTILINGUAL_DIR", missing.to_str().expect("utf-8"));
+    let out = ws.run("supportbot", &["search", "服务器最少需要多少内存？"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("libe5.so") && err.contains("index was built with it"), "unhelpful error: {err}");
 }

@@ -22,6 +22,7 @@ type LoadFn = unsafe extern "C" fn(*const c_char) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
 type DimFn = unsafe extern "C" fn(*const c_void) -> c_int;
 type EmbedBatchFn = unsafe extern "C" fn(*mut c_void, *const *const c_char, c_int, c_int, *mut f32) -> c_int;
+type SetThreadsFn = unsafe extern "C" fn(c_int);
 
 /// The loaded model. The engine's calls on one model are serialised by the mutex around it.
 struct Model(*mut c_void);
@@ -34,6 +35,9 @@ pub struct E5Embedder {
     model: Mutex<Model>,
     embed_batch: EmbedBatchFn,
     free: FreeFn,
+    /// OpenMP's `omp_set_num_threads` (from the engine's libgomp) and the count to give it.
+    /// The setting belongs to the calling thread, so it is given before every call.
+    set_threads: Option<(SetThreadsFn, c_int)>,
     // Keeps the functions above valid. Never unloaded: the engine's OpenMP worker threads
     // outlive the model, and unloading the code under them would crash the process.
     _library: ManuallyDrop<libloading::Library>,
@@ -54,9 +58,15 @@ pub fn model_path(dir: &Path) -> PathBuf {
     dir.join("e5-small-q4.bin")
 }
 
+/// Whether `scripts/setup` installed the engine and the model in `dir`.
+pub fn installed(dir: &Path) -> bool {
+    library_path(dir).is_file() && model_path(dir).is_file()
+}
+
 impl E5Embedder {
-    /// Loads the engine and the model from `dir` (`libe5.so`, `e5-small-q4.bin`).
-    pub fn new(dir: &Path) -> Result<Self, EmbedError> {
+    /// Loads the engine and the model from `dir` (`libe5.so`, `e5-small-q4.bin`). The engine
+    /// computes on `threads` threads (0: OpenMP's default, one per core).
+    pub fn new(dir: &Path, threads: usize) -> Result<Self, EmbedError> {
         let (lib_path, model_file) = (library_path(dir), model_path(dir));
         for path in [&lib_path, &model_file] {
             if !path.is_file() {
@@ -74,6 +84,12 @@ impl E5Embedder {
             let embed_batch: EmbedBatchFn =
                 *library.get::<EmbedBatchFn>(b"e5_embed_batch\0").map_err(|e| runtime(e.to_string()))?;
             (load, free, dim, embed_batch)
+        };
+        // SAFETY: `omp_set_num_threads` is OpenMP's C API, `void (int)`; dlsym on the engine's
+        // handle also searches its libgomp. An engine built without OpenMP lacks it: no cap.
+        let set_threads = match c_int::try_from(threads) {
+            Ok(n) if n > 0 => unsafe { library.get::<SetThreadsFn>(b"omp_set_num_threads\0") }.ok().map(|f| (*f, n)),
+            _ => None,
         };
         let c_path = CString::new(model_file.to_string_lossy().as_bytes()).map_err(|_| EmbedError::MissingFile {
             path: model_file.clone(),
@@ -96,7 +112,13 @@ impl E5Embedder {
                 reason: format!("it has {dimension} dimensions, expected {E5_DIMENSION}"),
             });
         }
-        Ok(Self { model: Mutex::new(Model(model)), embed_batch, free, _library: ManuallyDrop::new(library) })
+        Ok(Self {
+            model: Mutex::new(Model(model)),
+            embed_batch,
+            free,
+            set_threads,
+            _library: ManuallyDrop::new(library),
+        })
     }
 
     /// Embeds `texts` as queries or as passages, in order.
@@ -109,6 +131,10 @@ impl E5Embedder {
                 batch.iter().map(|t| CString::new(t.replace('\0', " ")).unwrap_or_default()).collect();
             let pointers: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
             let mut buffer = vec![0f32; batch.len() * E5_DIMENSION];
+            if let Some((set_threads, n)) = self.set_threads {
+                // SAFETY: a plain setter of this thread's OpenMP team size.
+                unsafe { set_threads(n) };
+            }
             // SAFETY: `pointers` holds `batch.len()` valid C strings that outlive the call, and
             // `buffer` has room for `batch.len() * dimension` floats, as e5.h requires.
             let rc = unsafe {
