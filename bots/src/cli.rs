@@ -13,7 +13,7 @@ use supportbot_core::answer::{Answer, Answerer, Incoming, Outcome};
 use supportbot_core::document::{DocKind, citation};
 use supportbot_core::embed::Embedder;
 use supportbot_core::search::{SearchResult, Searcher};
-use supportbot_core::store::{KnowledgeStore, SearchFilter, StoreError};
+use supportbot_core::store::{IndexMeta, KnowledgeStore, SearchFilter, StoreError};
 use supportbot_core::wiring;
 
 #[derive(Debug, Parser)]
@@ -295,15 +295,21 @@ async fn open_for_reading(settings: &Settings) -> anyhow::Result<Arc<dyn Knowled
     })
 }
 
-async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<ExitCode> {
-    let question = args.question.join(" ");
+/// The index, checked against the models that will search it (those the index was built with,
+/// under `embedding.multilingual = auto`).
+async fn open_searcher(settings: &Settings) -> anyhow::Result<(Searcher, IndexMeta)> {
     let store = open_for_reading(settings).await?;
     let meta = store.meta().await?.context("the index is empty: run `supportbot-ingest PATH` first")?;
     let (s, recorded) = (settings.clone(), meta.embedding_model.clone());
     let embedder: Arc<dyn Embedder> =
         tokio::task::spawn_blocking(move || wiring::embedder(&s, Some(&recorded))).await??;
     wiring::compatibility(embedder.model_id(), embedder.dimension()).check(&meta)?;
-    let searcher = Searcher::new(store, embedder, wiring::search_params(settings));
+    Ok((Searcher::new(store, embedder, wiring::search_params(settings)), meta))
+}
+
+async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let question = args.question.join(" ");
+    let (searcher, _) = open_searcher(settings).await?;
     let filter = SearchFilter {
         roots: args.roots,
         tags: args.tags,
@@ -380,7 +386,7 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         }
         None => (None, None, None, None),
     };
-    let meta = meta.unwrap_or_else(|| supportbot_core::store::IndexMeta {
+    let meta = meta.unwrap_or_else(|| IndexMeta {
         embedding_model: String::new(),
         dimension: 0,
         chunker_version: 0,
@@ -456,13 +462,7 @@ async fn open_services(
     backend: Option<&str>,
     memory: Arc<dyn ConversationMemory>,
 ) -> anyhow::Result<(Searcher, Answerer)> {
-    let store = open_for_reading(settings).await?;
-    let meta = store.meta().await?.context("the index is empty: run `supportbot-ingest PATH` first")?;
-    let (s, recorded) = (settings.clone(), meta.embedding_model.clone());
-    let embedder: Arc<dyn Embedder> =
-        tokio::task::spawn_blocking(move || wiring::embedder(&s, Some(&recorded))).await??;
-    wiring::compatibility(embedder.model_id(), embedder.dimension()).check(&meta)?;
-    let searcher = Searcher::new(store, embedder, wiring::search_params(settings));
+    let (searcher, meta) = open_searcher(settings).await?;
     let (chain, unavailable) = wiring::model_chain(settings, backend);
     if let Some(name) = backend
         && let Some((_, error)) = unavailable.iter().find(|(n, _)| n == name)

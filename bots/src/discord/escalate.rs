@@ -110,19 +110,7 @@ mod tests {
     use supportbot_core::answer::{Answer, Outcome};
 
     fn exchange(outcome: Outcome, answer: &str) -> Exchange {
-        let a = Answer {
-            outcome,
-            text: answer.into(),
-            citations: Vec::new(),
-            backend: None,
-            confidence: 0.5,
-            latency: Default::default(),
-            failures: Vec::new(),
-            abstain_reason: None,
-            passages: Vec::new(),
-            language: "en".into(),
-            search_query: String::new(),
-        };
+        let a = Answer { confidence: 0.5, ..Answer::bare(outcome, answer, "en") };
         Exchange::new("0193abcd".into(), "telegram", "c", "u".into(), "Ping @everyone?", &a)
     }
 

@@ -95,19 +95,7 @@ mod tests {
     use supportbot_core::answer::{Answer, Outcome};
 
     fn exchange(outcome: Outcome) -> Exchange {
-        let a = Answer {
-            outcome,
-            text: "Use <b>port</b> 443 & 80".into(),
-            citations: Vec::new(),
-            backend: None,
-            confidence: 0.5,
-            latency: Default::default(),
-            failures: Vec::new(),
-            abstain_reason: None,
-            passages: Vec::new(),
-            language: "en".into(),
-            search_query: String::new(),
-        };
+        let a = Answer { confidence: 0.5, ..Answer::bare(outcome, "Use <b>port</b> 443 & 80", "en") };
         Exchange::new("0193abcd".into(), "discord", "c", "u".into(), "Which <ports>?", &a)
     }
 

@@ -278,17 +278,9 @@ mod tests {
 
     fn blank() -> Answer {
         Answer {
-            outcome: Outcome::Answered,
-            text: String::new(),
-            citations: Vec::new(),
             backend: Some("extractive".into()),
             confidence: 0.8,
-            latency: Default::default(),
-            failures: Vec::new(),
-            abstain_reason: None,
-            passages: Vec::new(),
-            language: "en".into(),
-            search_query: String::new(),
+            ..Answer::bare(Outcome::Answered, String::new(), "en")
         }
     }
 

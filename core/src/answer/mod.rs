@@ -130,6 +130,25 @@ pub struct Answer {
     pub search_query: String,
 }
 
+impl Answer {
+    /// An answer of `text` alone: no citations, passages, backend, timings or reason.
+    pub fn bare(outcome: Outcome, text: impl Into<String>, language: &str) -> Self {
+        Self {
+            outcome,
+            text: text.into(),
+            citations: Vec::new(),
+            backend: None,
+            confidence: 0.0,
+            latency: Latency::default(),
+            failures: Vec::new(),
+            abstain_reason: None,
+            passages: Vec::new(),
+            language: language.to_string(),
+            search_query: String::new(),
+        }
+    }
+}
+
 /// The knobs of the Answerer (from `[answer]` and `[llm]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerConfig {
@@ -305,17 +324,8 @@ impl Answerer {
 
     fn abstain(&self, reason: AbstainReason, language: &str, notice: Notice) -> Answer {
         Answer {
-            outcome: Outcome::Abstained,
-            text: messages::text(notice, language).to_string(),
-            citations: Vec::new(),
-            backend: None,
-            confidence: 0.0,
-            latency: Latency::default(),
-            failures: Vec::new(),
             abstain_reason: Some(reason),
-            passages: Vec::new(),
-            language: language.to_string(),
-            search_query: String::new(),
+            ..Answer::bare(Outcome::Abstained, messages::text(notice, language), language)
         }
     }
 
