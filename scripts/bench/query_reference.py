@@ -46,6 +46,9 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+# The model loading is the ingest reference's, so both references embed alike.
+from embed_reference import load_session, load_tokenizer
+
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
@@ -55,24 +58,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=0, help="default: the manifest's dense_top_k")
     p.add_argument("--sanity-chunks", type=Path, help="exported chunks (JSONL), to compare embeddings")
     return p.parse_args()
-
-
-def load_tokenizer(model_dir: Path, max_tokens: int) -> Tokenizer:
-    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    # tokenizer.json ships with fixed 128-token truncation and padding; use the embedder's
-    # settings instead (fastembed: truncation to max_length, padding to the longest in a batch).
-    tok.enable_truncation(max_length=max_tokens)
-    pad_id = tok.token_to_id("[PAD]")
-    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
-    return tok
-
-
-def load_session(model_dir: Path, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(model_dir / "model.onnx"), sess_options=so, providers=["CPUExecutionProvider"])
 
 
 class Reference:
@@ -246,7 +231,7 @@ def main() -> int:
         return 2
     matrix = np.ascontiguousarray(matrix)
     t0 = time.perf_counter()
-    ref = Reference(load_tokenizer(model_dir, manifest["max_tokens"]), load_session(model_dir, manifest["threads"]), matrix, top_k)
+    ref = Reference(load_tokenizer(model_dir, manifest["max_tokens"]), load_session(model_dir, manifest["threads"], [], True), matrix, top_k)
     load_model = time.perf_counter() - t0
 
     out = {
