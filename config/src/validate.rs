@@ -104,15 +104,6 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         }
     }
 
-    // The multilingual vector lives in the embedded index only (for now).
-    if s.embedding.multilingual == crate::settings::Multilingual::On && s.store.qdrant_url.is_some() {
-        fail(
-            "embedding.multilingual".into(),
-            "embedding.multilingual",
-            "\"on\" needs the embedded index: a Qdrant server (store.qdrant_url) has no multilingual vector yet; use \"auto\" or \"off\"".into(),
-        );
-    }
-
     // Sources: unique non-empty names, valid URLs.
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, source) in s.sources.iter().enumerate() {
@@ -195,7 +186,6 @@ mod tests {
         s.search.limit = 0;
         s.ingest.max_file_bytes = 0;
         s.web.listen = "localhost".into();
-        s.embedding.multilingual = crate::settings::Multilingual::On;
         let source = |name: &str, url: Option<&str>| SourceSettings {
             name: name.into(),
             path: "/docs".into(),
@@ -220,7 +210,6 @@ mod tests {
                 "search.bm25_weight",
                 "ingest.max_file_bytes",
                 "search.limit",
-                "embedding.multilingual",
                 "sources[1].name",
                 "sources[2].name",
                 "sources[2].url",
@@ -229,7 +218,6 @@ mod tests {
             "{errors:#?}"
         );
         assert!(errors[3].contains("`gpt`"), "{}", errors[3]);
-        assert!(errors[8].contains("Qdrant server"), "{}", errors[8]);
-        assert!(errors[10].contains("sources[0]"), "{}", errors[10]);
+        assert!(errors[9].contains("sources[0]"), "{}", errors[9]);
     }
 }

@@ -63,14 +63,6 @@ enum Want {
 
 fn wants_multilingual(s: &Settings, index_model: Option<&str>) -> Want {
     let dir = &s.embedding.multilingual_dir;
-    if s.store.qdrant_url.is_some() && s.embedding.multilingual != Multilingual::Off {
-        // The server collection has no vector for it yet: embedding CJK passages twice would
-        // be wasted work.
-        tracing::info!(
-            "multilingual model not used with a Qdrant server: CJK questions rest on BM25 and the English model"
-        );
-        return Want::No;
-    }
     let with_it = multilingual_model_id(&s.embedding.model_id);
     match s.embedding.multilingual {
         Multilingual::Off => Want::No,

@@ -41,6 +41,13 @@ fn chunk(source: &str, text: &str, dense: Vec<f32>, lang: &str) -> StoredChunk {
     }
 }
 
+/// A unit vector of the multilingual model's dimension.
+fn e5_unit(axis: usize) -> Vec<f32> {
+    let mut v = vec![0.0; supportbot_core::embed::e5::E5_DIMENSION];
+    v[axis] = 1.0;
+    v
+}
+
 #[tokio::test]
 async fn same_schema_and_behaviour_as_the_embedded_store() {
     let Some(url) = server() else { return };
@@ -56,7 +63,10 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
     store
         .upsert_chunks(vec![
             chunk("a.md", "reset your password in settings", vec![1.0, 0.0, 0.0, 0.0], "en"),
-            chunk("b.md", "如何重置密码", vec![0.0, 1.0, 0.0, 0.0], "zh"),
+            StoredChunk {
+                multilingual: Some(e5_unit(7)),
+                ..chunk("b.md", "如何重置密码", vec![0.0, 1.0, 0.0, 0.0], "zh")
+            },
         ])
         .await
         .expect("upsert");
@@ -77,6 +87,10 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
     let dense = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 5, &SearchFilter::default()).await.expect("dense");
     assert_eq!(dense[0].chunk.source, "a.md");
     assert!((dense[0].score - 1.0).abs() < 1e-4);
+    // Only the CJK passage carries the multilingual vector, so only it is found by it.
+    let ml = store.multilingual_search(&e5_unit(7), 5, &SearchFilter::default()).await.expect("multilingual");
+    assert_eq!(ml.iter().map(|h| h.chunk.source.as_str()).collect::<Vec<_>>(), ["b.md"]);
+    assert!((ml[0].score - 1.0).abs() < 1e-4);
     let sparse = store.sparse_search("重置密码", 5, &SearchFilter::default()).await.expect("sparse");
     assert_eq!(sparse[0].chunk.source, "b.md");
     let zh_only = SearchFilter { languages: vec!["zh".into()], ..Default::default() };

@@ -1,5 +1,6 @@
 //! `QdrantStore`: the same schema in a Qdrant server or cluster, through qdrant-client (gRPC).
-//! BM25 vectors are computed client-side with the same `Bm25Encoder` as the embedded store.
+//! BM25 vectors are computed client-side with the same `Bm25Encoder` as the embedded store, and
+//! CJK passages carry the multilingual model's vector (`dense_ml`) as they do there.
 
 use std::collections::HashMap;
 
@@ -15,10 +16,11 @@ use serde_json::{Map, Value};
 
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
 use super::{
-    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, RootStats, SPARSE_VECTOR, SearchFilter,
-    StoreError, StoreStats, StoredChunk,
+    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, RootStats,
+    SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk,
 };
 use crate::document::document_id;
+use crate::embed::e5::E5_DIMENSION;
 
 /// Connection settings for a Qdrant server.
 #[derive(Clone)]
@@ -107,6 +109,11 @@ impl QdrantStore {
     async fn create(client: &Qdrant, collection: &str, dimension: usize) -> Result<(), StoreError> {
         let mut vectors = VectorsConfigBuilder::default();
         vectors.add_named_vector_params(DENSE_VECTOR, VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+        // Only CJK passages carry it, and only when the multilingual model is in use.
+        vectors.add_named_vector_params(
+            MULTILINGUAL_VECTOR,
+            VectorParamsBuilder::new(E5_DIMENSION as u64, Distance::Cosine),
+        );
         let mut sparse = SparseVectorsConfigBuilder::default();
         sparse.add_named_vector_params(SPARSE_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
         client
@@ -246,6 +253,15 @@ impl KnowledgeStore for QdrantStore {
             let mut vectors: HashMap<String, Vector> = HashMap::new();
             vectors.insert(DENSE_VECTOR.into(), Vector::new_dense(c.dense));
             vectors.insert(SPARSE_VECTOR.into(), Vector::new_sparse(sparse.indices, sparse.values));
+            if let Some(v) = c.multilingual {
+                if v.len() != E5_DIMENSION {
+                    return Err(StoreError::Other(format!(
+                        "multilingual vector of {} dimensions, expected {E5_DIMENSION}",
+                        v.len()
+                    )));
+                }
+                vectors.insert(MULTILINGUAL_VECTOR.into(), Vector::new_dense(v));
+            }
             points.push(PointStruct::new(pid(c.chunk.id), vectors, json_payload(payload::chunk_payload(&c.chunk))?));
         }
         self.client
@@ -261,6 +277,15 @@ impl KnowledgeStore for QdrantStore {
 
     async fn dense_search(&self, vector: &[f32], limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError> {
         self.query(Query::new_nearest(vector.to_vec()), DENSE_VECTOR, limit, filter).await
+    }
+
+    async fn multilingual_search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Hit>, StoreError> {
+        self.query(Query::new_nearest(vector.to_vec()), MULTILINGUAL_VECTOR, limit, filter).await
     }
 
     async fn sparse_search(&self, query: &str, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError> {
