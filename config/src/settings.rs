@@ -86,7 +86,8 @@ pub struct EmbeddingSettings {
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,
     /// The multilingual model for Chinese, Japanese and Korean passages and questions:
-    /// `auto` (default: used when installed), `on` (required) or `off`.
+    /// `auto` (default: used when installed; with an existing index, as the index was built),
+    /// `on` (required) or `off`.
     pub multilingual: Multilingual,
     /// Directory with the multilingual engine and model, `libe5.so` and `e5-small-q4.bin`
     /// (default `<data_dir>/models/multilingual-e5-small`).
@@ -98,7 +99,8 @@ pub struct EmbeddingSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Multilingual {
-    /// Used when its files are installed; without them CJK retrieval rests on BM25.
+    /// Used when its files are installed, or with an existing index, when the index was built
+    /// with it; without it CJK retrieval rests on BM25 and the default model.
     Auto,
     /// Required: a missing model is an error.
     On,

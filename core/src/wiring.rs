@@ -40,11 +40,10 @@ pub fn embedder(s: &Settings, index_model: Option<&str>) -> Result<Arc<dyn Embed
                 Ok(main)
             }
         },
-        Want::Required { why } => match E5Embedder::new(dir, s.embedding.threads) {
+        Want::On => Ok(Arc::new(WithMultilingual::new(main, E5Embedder::new(dir, s.embedding.threads)?))),
+        Want::ForIndex => match E5Embedder::new(dir, s.embedding.threads) {
             Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
-            Err(EmbedError::Multilingual { path, reason }) => {
-                Err(EmbedError::Multilingual { path, reason: format!("{reason} ({why})") })
-            }
+            Err(EmbedError::Multilingual { path, reason }) => Err(EmbedError::IndexNeedsMultilingual { path, reason }),
             Err(e) => Err(e),
         },
     }
@@ -55,10 +54,10 @@ enum Want {
     No,
     /// `auto` with the model installed: use it if it loads.
     IfLoads,
-    /// It must load; `why` says who asks, for the error.
-    Required {
-        why: &'static str,
-    },
+    /// `on`: it must load.
+    On,
+    /// `auto` and the index was built with it: it must load, or the index cannot be used.
+    ForIndex,
 }
 
 fn wants_multilingual(s: &Settings, index_model: Option<&str>) -> Want {
@@ -66,10 +65,8 @@ fn wants_multilingual(s: &Settings, index_model: Option<&str>) -> Want {
     let with_it = multilingual_model_id(&s.embedding.model_id);
     match s.embedding.multilingual {
         Multilingual::Off => Want::No,
-        Multilingual::On => Want::Required { why: "embedding.multilingual is on" },
-        Multilingual::Auto if index_model == Some(with_it.as_str()) => {
-            Want::Required { why: "the index was built with it; install it with scripts/setup, or rebuild the index" }
-        }
+        Multilingual::On => Want::On,
+        Multilingual::Auto if index_model == Some(with_it.as_str()) => Want::ForIndex,
         Multilingual::Auto if index_model == Some(s.embedding.model_id.as_str()) => {
             if e5::installed(dir) {
                 tracing::info!(
@@ -97,7 +94,7 @@ fn wants_multilingual(s: &Settings, index_model: Option<&str>) -> Want {
 pub fn model_id(s: &Settings, index_model: Option<&str>) -> String {
     match wants_multilingual(s, index_model) {
         Want::No => s.embedding.model_id.clone(),
-        Want::IfLoads | Want::Required { .. } => multilingual_model_id(&s.embedding.model_id),
+        Want::IfLoads | Want::On | Want::ForIndex => multilingual_model_id(&s.embedding.model_id),
     }
 }
 

@@ -103,3 +103,34 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
     let client_cleanup = store.clear().await;
     assert!(client_cleanup.is_ok());
 }
+
+#[tokio::test]
+async fn a_collection_from_before_the_multilingual_vector_asks_for_a_rebuild() {
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder, VectorsConfigBuilder};
+    let Some(url) = server() else { return };
+    let collection = format!("supportbot-test-old-{}", std::process::id());
+    let api_key = std::env::var("QDRANT_API_KEY").ok();
+    // The schema of earlier versions: a dense vector, no multilingual one.
+    let client = qdrant_client::Qdrant::from_url(&url).api_key(api_key.clone()).build().expect("client");
+    let mut vectors = VectorsConfigBuilder::default();
+    vectors.add_named_vector_params("dense", VectorParamsBuilder::new(4, Distance::Cosine));
+    client.create_collection(CreateCollectionBuilder::new(&collection).vectors_config(vectors)).await.expect("create");
+
+    let opts =
+        QdrantOptions { url, collection: collection.clone(), api_key, timeout: std::time::Duration::from_secs(10) };
+    let store = QdrantStore::connect(&opts, 4, false).await.expect("connect");
+    let found = store.multilingual_search(&e5_unit(7), 5, &SearchFilter::default()).await.expect("no error");
+    assert!(found.is_empty());
+    let with_ml = StoredChunk {
+        multilingual: Some(e5_unit(7)),
+        ..chunk("b.md", "如何重置密码", vec![0.0, 1.0, 0.0, 0.0], "zh")
+    };
+    let err = store.upsert_chunks(vec![with_ml.clone()]).await.expect_err("old schema");
+    assert!(err.to_string().contains("--rebuild"), "{err}");
+    // A rebuild recreates the collection with the current schema.
+    store.clear().await.expect("clear");
+    store.upsert_chunks(vec![with_ml]).await.expect("upsert after the rebuild");
+    let found = store.multilingual_search(&e5_unit(7), 5, &SearchFilter::default()).await.expect("search");
+    assert_eq!(found.len(), 1);
+    client.delete_collection(&collection).await.expect("cleanup");
+}

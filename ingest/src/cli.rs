@@ -151,14 +151,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         pipeline::ingest(&roots, Services { store, embedder: None, chunker: None, compatibility }, &opts).await?
     } else {
         let chunker = Chunker::from_model_dir(&settings.embedding.model_dir, settings.ingest.chunk_tokens)?;
-        let recorded = if args.rebuild { None } else { recorded_model(&settings).await? };
+        let location = || format!("opening the index ({})", wiring::store_location(&settings));
+        // An existing index is opened once, before the models: under `auto` they follow it.
+        let existing = match wiring::open_store(&settings, embedding_dimension(&settings), false).await {
+            Ok(store) => Some(store),
+            Err(StoreError::Missing(_)) => None,
+            Err(e) => return Err(anyhow::Error::new(e).context(location())),
+        };
+        let recorded = match (&existing, args.rebuild) {
+            (Some(store), false) => store.meta().await?.map(|m| m.embedding_model),
+            _ => None,
+        };
         let s = settings.clone();
         let embedder: Arc<dyn Embedder> =
             tokio::task::spawn_blocking(move || wiring::embedder(&s, recorded.as_deref())).await??;
         let compatibility = wiring::compatibility(embedder.model_id(), embedder.dimension());
-        let store = wiring::open_store(&settings, embedder.dimension(), true)
-            .await
-            .with_context(|| format!("opening the index ({})", wiring::store_location(&settings)))?;
+        let store = match existing {
+            Some(store) => store,
+            None => wiring::open_store(&settings, embedder.dimension(), true).await.with_context(location)?,
+        };
         let services = Services {
             store: Some(store),
             embedder: Some(embedder),
@@ -174,17 +185,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_summary(&summary);
     }
     Ok(if summary.failed > 0 { ExitCode::from(EXIT_SKIPPED) } else { ExitCode::SUCCESS })
-}
-
-/// The embedding model id an existing index records, so that `auto` settings follow it.
-async fn recorded_model(settings: &Settings) -> anyhow::Result<Option<String>> {
-    match wiring::open_store(settings, 0, false).await {
-        Ok(store) => Ok(store.meta().await?.map(|m| m.embedding_model)),
-        Err(StoreError::Missing(_)) => Ok(None),
-        Err(e) => {
-            Err(anyhow::Error::new(e).context(format!("opening the index ({})", wiring::store_location(settings))))
-        }
-    }
 }
 
 /// Dimension declared by the model's `config.json` (384 when it cannot be read): a dry run

@@ -150,5 +150,10 @@ fn under_auto_a_process_follows_the_model_the_index_was_built_with() {
     let out = ws.run("supportbot", &["search", "服务器最少需要多少内存？"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("libe5.so") && err.contains("index was built with it"), "unhelpful error: {err}");
+    assert!(
+        err.contains("libe5.so")
+            && err.contains("index was built with the multilingual model")
+            && err.contains("--rebuild"),
+        "unhelpful error: {err}"
+    );
 }

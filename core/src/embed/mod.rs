@@ -24,6 +24,13 @@ pub enum EmbedError {
         "multilingual model {path}: {reason} (run scripts/setup, set embedding.multilingual_dir, or set embedding.multilingual = \"off\")"
     )]
     Multilingual { path: PathBuf, reason: String },
+    /// The index was built with the multilingual model, which cannot be loaded here.
+    #[error(
+        "the index was built with the multilingual model, which cannot be loaded here: {path}: {reason} \
+         (run scripts/setup, set embedding.multilingual_dir, or rebuild the index without it: \
+         embedding.multilingual = \"off\" and supportbot-ingest --rebuild)"
+    )]
+    IndexNeedsMultilingual { path: PathBuf, reason: String },
     /// The model failed while running.
     #[error("embedding failed: {0}")]
     Inference(String),

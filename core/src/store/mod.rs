@@ -21,7 +21,7 @@ pub use qdrant::{QdrantOptions, QdrantStore};
 /// Name of the dense vector in every collection.
 pub const DENSE_VECTOR: &str = "dense";
 /// Name of the multilingual dense vector, held by CJK passages when the multilingual model is in
-/// use (embedded index only).
+/// use.
 pub const MULTILINGUAL_VECTOR: &str = "dense_ml";
 /// Name of the sparse BM25 vector (IDF modifier) in every collection.
 pub const SPARSE_VECTOR: &str = "bm25";
@@ -185,8 +185,8 @@ pub trait KnowledgeStore: Send + Sync {
     async fn complete_document(&self, record: &DocRecord) -> Result<(), StoreError>;
     /// Nearest chunks by cosine similarity of the dense vector.
     async fn dense_search(&self, vector: &[f32], limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError>;
-    /// Nearest chunks by the multilingual vector. Stores without one (a Qdrant server, for now)
-    /// find nothing, and search falls back to the other retrievers.
+    /// Nearest chunks by the multilingual vector. Stores without one (a Qdrant collection created
+    /// before it) find nothing, and search falls back to the other retrievers.
     async fn multilingual_search(
         &self,
         vector: &[f32],

@@ -3,6 +3,7 @@
 //! CJK passages carry the multilingual model's vector (`dense_ml`) as they do there.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
@@ -10,6 +11,7 @@ use qdrant_client::qdrant::{
     Distance, FieldType, Filter, GetPointsBuilder, Modifier, PointId, PointStruct, PointsIdsList, Query,
     QueryPointsBuilder, ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
     UpsertPointsBuilder, Value as QValue, Vector, VectorParamsBuilder, VectorsConfigBuilder, point_id::PointIdOptions,
+    vectors_config,
 };
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Map, Value};
@@ -48,6 +50,9 @@ pub struct QdrantStore {
     collection: String,
     dimension: usize,
     bm25: Bm25Encoder,
+    /// Whether the collection has the multilingual vector: collections created before it was
+    /// added to the schema lack it until a rebuild recreates them.
+    multilingual: AtomicBool,
 }
 
 impl std::fmt::Debug for QdrantStore {
@@ -97,13 +102,36 @@ impl QdrantStore {
             .build()
             .map_err(unavailable)?;
         let exists = client.collection_exists(&opts.collection).await.map_err(unavailable)?;
-        if !exists {
+        let (dimension, multilingual) = if exists {
+            // An existing collection keeps its own dimension, whatever the caller assumed.
+            let vectors = Self::vector_sizes(&client, &opts.collection).await?;
+            (vectors.get(DENSE_VECTOR).copied().unwrap_or(dimension), vectors.contains_key(MULTILINGUAL_VECTOR))
+        } else {
             if !create {
                 return Err(StoreError::Missing(format!("collection {} at {}", opts.collection, opts.url)));
             }
             Self::create(&client, &opts.collection, dimension).await?;
-        }
-        Ok(Self { client, collection: opts.collection.clone(), dimension, bm25: Bm25Encoder::new()? })
+            (dimension, true)
+        };
+        Ok(Self {
+            client,
+            collection: opts.collection.clone(),
+            dimension,
+            bm25: Bm25Encoder::new()?,
+            multilingual: AtomicBool::new(multilingual),
+        })
+    }
+
+    /// The collection's named dense vectors and their sizes.
+    async fn vector_sizes(client: &Qdrant, collection: &str) -> Result<HashMap<String, usize>, StoreError> {
+        let info = client.collection_info(collection).await.map_err(unavailable)?;
+        let config = info.result.and_then(|i| i.config).and_then(|c| c.params).and_then(|p| p.vectors_config);
+        Ok(match config.and_then(|v| v.config) {
+            Some(vectors_config::Config::ParamsMap(m)) => {
+                m.map.into_iter().map(|(name, params)| (name, params.size as usize)).collect()
+            }
+            _ => HashMap::new(),
+        })
     }
 
     async fn create(client: &Qdrant, collection: &str, dimension: usize) -> Result<(), StoreError> {
@@ -254,6 +282,12 @@ impl KnowledgeStore for QdrantStore {
             vectors.insert(DENSE_VECTOR.into(), Vector::new_dense(c.dense));
             vectors.insert(SPARSE_VECTOR.into(), Vector::new_sparse(sparse.indices, sparse.values));
             if let Some(v) = c.multilingual {
+                if !self.multilingual.load(Ordering::Relaxed) {
+                    return Err(StoreError::Incompatible {
+                        index: format!("a Qdrant collection ({}) without the multilingual vector", self.collection),
+                        wanted: "the multilingual model".into(),
+                    });
+                }
                 if v.len() != E5_DIMENSION {
                     return Err(StoreError::Other(format!(
                         "multilingual vector of {} dimensions, expected {E5_DIMENSION}",
@@ -285,6 +319,9 @@ impl KnowledgeStore for QdrantStore {
         limit: usize,
         filter: &SearchFilter,
     ) -> Result<Vec<Hit>, StoreError> {
+        if !self.multilingual.load(Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
         self.query(Query::new_nearest(vector.to_vec()), MULTILINGUAL_VECTOR, limit, filter).await
     }
 
@@ -322,6 +359,8 @@ impl KnowledgeStore for QdrantStore {
 
     async fn clear(&self) -> Result<(), StoreError> {
         self.client.delete_collection(&self.collection).await.map_err(unavailable)?;
-        Self::create(&self.client, &self.collection, self.dimension).await
+        Self::create(&self.client, &self.collection, self.dimension).await?;
+        self.multilingual.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }
