@@ -222,11 +222,18 @@ pub async fn open_answerer(
 
     let mut settings = test_settings(workspace.path(), &workspace.index_dir());
     configure(&mut settings);
-    let s = settings.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || wiring::embedder(&s, None)).await.expect("join").expect("embedder");
-    let store = wiring::open_store(&settings, embedder.dimension(), false).await.expect("index");
+    // As `serve` does: the index is opened for reading (it knows its own dimension), and the
+    // model it records decides the models under `auto`.
+    let store = wiring::open_store(&settings, 0, false).await.expect("index");
     let meta = store.meta().await.expect("meta");
+    let (s, recorded) = (settings.clone(), meta.as_ref().map(|m| m.embedding_model.clone()));
+    let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s, recorded.as_deref()))
+        .await
+        .expect("join")
+        .expect("embedder");
+    if let Some(meta) = &meta {
+        wiring::compatibility(embedder.model_id(), embedder.dimension()).check(meta).expect("compatible index");
+    }
     let searcher = supportbot_core::search::Searcher::new(store, embedder, wiring::search_params(&settings));
     let (chain, unavailable) = wiring::model_chain(&settings, None);
     assert!(unavailable.is_empty(), "backends unavailable: {unavailable:?}");

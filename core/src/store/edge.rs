@@ -144,10 +144,14 @@ impl EdgeStore {
         }
         // Record our pid for the error message a second process will print.
         let _ = lock.set_len(0).and_then(|_| write!(lock, "{}", std::process::id()));
-        let shard = if exists {
-            EdgeShard::load(&shard_dir, None).map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?
+        let (shard, dimension) = if exists {
+            let shard = EdgeShard::load(&shard_dir, None)
+                .map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?;
+            // An existing index keeps its own dimension, whatever the caller assumed.
+            let dimension = shard.config().vectors.get(DENSE_VECTOR).map_or(dimension, |v| v.size);
+            (shard, dimension)
         } else {
-            create_shard(&shard_dir, dimension)?
+            (create_shard(&shard_dir, dimension)?, dimension)
         };
         let bm25 = Bm25Encoder::new()?;
         Ok(Self {
@@ -513,12 +517,17 @@ mod tests {
         store.flush().await.unwrap();
         drop(store);
 
-        let store = EdgeStore::open(dir.path(), 4, false).unwrap();
+        // Reopened without the caller knowing the dimension (as `supportbot serve` opens it), it
+        // keeps its own and still takes writes (curated answers).
+        let store = EdgeStore::open(dir.path(), 0, false).unwrap();
         let docs = store.documents("docs").await.unwrap();
         assert_eq!(docs.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
         assert_eq!(store.chunk_sources("docs").await.unwrap(), vec!["b.md".to_string()]);
         let stats = store.stats().await.unwrap();
         assert_eq!((stats.documents, stats.chunks), (1, 1));
+        store.upsert_chunks(vec![chunk("c.md", 2, "curated answer")]).await.unwrap();
+        let dense = store.dense_search(&[0.0, 0.0, 1.0, 0.0], 1, &SearchFilter::default()).await.unwrap();
+        assert_eq!(dense[0].chunk.source, "c.md");
     }
 
     #[test]
