@@ -237,7 +237,11 @@ impl FastEmbedder {
         let options = InitOptionsUserDefined::new()
             .with_environment(environment)
             .with_max_length(opts.max_tokens)
-            .with_intra_threads(opts.threads.max(1));
+            .with_intra_threads(opts.threads.max(1))
+            // ONNX Runtime's workers spin after each operator by default, competing with the
+            // async runtime's threads: without it a question's p95 fell from 16 to 10 ms on
+            // 2 cores, ingest unchanged (BENCHMARKS.md, section 6).
+            .with_session_config("session.intra_op.allow_spinning", "0");
         let model = TextEmbedding::try_new_from_user_defined(model, options)
             .map_err(|e| EmbedError::Inference(format!("loading {}: {e}", opts.model_dir.display())))?;
         Ok(Self {
