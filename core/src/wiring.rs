@@ -29,23 +29,21 @@ pub fn embedder_options(s: &Settings) -> FastEmbedOptions {
 /// multilingual model was installed since it was built.
 pub fn embedder(s: &Settings, index_model: Option<&str>) -> Result<Arc<dyn Embedder>, EmbedError> {
     let main: Arc<dyn Embedder> = Arc::new(FastEmbedder::new(&embedder_options(s))?);
-    let dir = &s.embedding.multilingual_dir;
-    match wants_multilingual(s, index_model) {
-        Want::No => Ok(main),
-        Want::IfLoads => match E5Embedder::new(dir, s.embedding.threads) {
-            Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
-            // Under `auto`, a model that is installed but cannot be loaded is not fatal.
-            Err(e) => {
-                tracing::warn!(error = %e, "multilingual model not loaded; going on without it");
-                Ok(main)
-            }
-        },
-        Want::On => Ok(Arc::new(WithMultilingual::new(main, E5Embedder::new(dir, s.embedding.threads)?))),
-        Want::ForIndex => match E5Embedder::new(dir, s.embedding.threads) {
-            Ok(e5) => Ok(Arc::new(WithMultilingual::new(main, e5))),
-            Err(EmbedError::Multilingual { path, reason }) => Err(EmbedError::IndexNeedsMultilingual { path, reason }),
-            Err(e) => Err(e),
-        },
+    let want = wants_multilingual(s, index_model);
+    if matches!(want, Want::No) {
+        return Ok(main);
+    }
+    match (E5Embedder::new(&s.embedding.multilingual_dir, s.embedding.threads), want) {
+        (Ok(e5), _) => Ok(Arc::new(WithMultilingual::new(main, e5))),
+        // Under `auto`, a model that is installed but cannot be loaded is not fatal.
+        (Err(e), Want::IfLoads) => {
+            tracing::warn!(error = %e, "multilingual model not loaded; going on without it");
+            Ok(main)
+        }
+        (Err(EmbedError::Multilingual { path, reason }), Want::ForIndex) => {
+            Err(EmbedError::IndexNeedsMultilingual { path, reason })
+        }
+        (Err(e), _) => Err(e),
     }
 }
 

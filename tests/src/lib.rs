@@ -131,6 +131,19 @@ impl Workspace {
         (code, json)
     }
 
+    /// The questions none of whose expected citations is in the top `k` results, one line each
+    /// with what came instead.
+    pub fn misses(&self, questions: &[LabelledQuestion], k: usize) -> Vec<String> {
+        let mut misses = Vec::new();
+        for q in questions {
+            let got = self.citations(&q.q, k);
+            if !got.iter().any(|c| q.expect.contains(c)) {
+                misses.push(format!("{:?}: expected {:?}, got {:?}", q.q, q.expect, got));
+            }
+        }
+        misses
+    }
+
     /// `supportbot search --json QUESTION`, parsed.
     pub fn search(&self, question: &str, limit: usize) -> serde_json::Value {
         let out = self.run("supportbot", &["search", "--json", "--limit", &limit.to_string(), question]);
@@ -173,6 +186,11 @@ pub struct LabelledQuestion {
     pub unanswerable: bool,
     #[serde(default)]
     pub lang: Option<String>,
+}
+
+/// The labelled questions in `lang` that the examples answer.
+pub fn answerable_in(lang: &str) -> Vec<LabelledQuestion> {
+    labelled_questions().into_iter().filter(|q| q.lang.as_deref() == Some(lang) && !q.unanswerable).collect()
 }
 
 pub fn labelled_questions() -> Vec<LabelledQuestion> {

@@ -1,7 +1,7 @@
 //! End to end through the real binaries, the real ONNX model and the embedded index: ingest the
 //! sample knowledge base, then ask it questions whose answers are known.
 
-use supportbot_tests::{Workspace, assets_available, examples_dir, labelled_questions};
+use supportbot_tests::{Workspace, answerable_in, assets_available, examples_dir, labelled_questions};
 
 fn ingested_examples() -> Option<Workspace> {
     if !assets_available("ingest_and_search") {
@@ -39,16 +39,9 @@ fn sample_questions_find_their_citations() {
 #[test]
 fn chinese_questions_find_chinese_passages() {
     let Some(ws) = ingested_examples() else { return };
-    let chinese: Vec<_> =
-        labelled_questions().into_iter().filter(|q| q.lang.as_deref() == Some("zh") && !q.unanswerable).collect();
+    let chinese = answerable_in("zh");
     assert!(chinese.len() >= 4, "need Chinese questions in examples/questions.jsonl");
-    let mut misses = Vec::new();
-    for q in &chinese {
-        let got = ws.citations(&q.q, 5);
-        if !got.iter().any(|c| q.expect.contains(c)) {
-            misses.push(format!("{:?}: expected {:?}, got {:?}", q.q, q.expect, got));
-        }
-    }
+    let misses = ws.misses(&chinese, 5);
     assert!(misses.len() <= chinese.len() / 5, "Chinese misses:\n{}", misses.join("\n"));
 }
 

@@ -2,7 +2,7 @@
 //! questions are matched by meaning, the index records the model pair, and a required but
 //! missing model is a clear error while `auto` carries on without it.
 
-use supportbot_tests::{Workspace, assets_available, examples_dir, labelled_questions, multilingual_available};
+use supportbot_tests::{Workspace, answerable_in, assets_available, examples_dir, multilingual_available};
 
 fn examples() -> String {
     examples_dir().to_str().expect("utf-8 path").to_string()
@@ -24,15 +24,8 @@ fn chinese_questions_are_matched_by_meaning() {
     let model = status["embedding_model"].as_str().unwrap_or_default();
     assert!(model.contains("multilingual-e5-small"), "index should record the multilingual model: {status}");
 
-    let chinese: Vec<_> =
-        labelled_questions().into_iter().filter(|q| q.lang.as_deref() == Some("zh") && !q.unanswerable).collect();
-    let mut misses = Vec::new();
-    for q in &chinese {
-        let got = ws.citations(&q.q, 1);
-        if !got.first().is_some_and(|c| q.expect.contains(c)) {
-            misses.push(format!("{:?}: expected {:?}, got {:?}", q.q, q.expect, got));
-        }
-    }
+    let chinese = answerable_in("zh");
+    let misses = ws.misses(&chinese, 1);
     assert!(misses.len() <= chinese.len() / 10, "Chinese hit@1 misses:\n{}", misses.join("\n"));
 
     // "Does it work on an Apple laptop?" shares no keyword with the section on installing the
