@@ -157,6 +157,14 @@ pub struct SearchSettings {
     /// Factor (0–1) on the fused score of passages in another language than the question's
     /// (default 0.5; 1.0 turns the preference off).
     pub other_language_weight: f32,
+    /// Documentation passages shorter than this many tokens, header included, are "short"
+    /// (default 45; 0 turns the demotion off). A one-sentence passage under its heading, such
+    /// as one setting of an options reference, is mostly heading, which loosely matches many
+    /// questions.
+    pub short_passage_tokens: u32,
+    /// Factor (0–1) on the fused score of short documentation passages (default 0.85; 1.0
+    /// turns the demotion off). FAQ entries and curated answers are never demoted.
+    pub short_passage_weight: f32,
 }
 
 /// `[llm]`: answer generation.
@@ -374,6 +382,8 @@ impl Settings {
                 cjk_bm25_weight: 1.0,
                 multilingual_weight: 1.0,
                 other_language_weight: 0.5,
+                short_passage_tokens: 45,
+                short_passage_weight: 0.85,
             },
             answer: AnswerSettings {
                 min_relevance: 0.40,

@@ -70,6 +70,7 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         ("answer.curated_min_similarity", s.answer.curated_min_similarity),
         ("review.low_confidence", s.review.low_confidence),
         ("search.other_language_weight", s.search.other_language_weight),
+        ("search.short_passage_weight", s.search.short_passage_weight),
     ];
     for (key, value) in thresholds {
         if !(value.is_finite() && (0.0..=1.0).contains(&value)) {

@@ -191,6 +191,8 @@ struct PoolChunk {
     #[serde(default)]
     kind: String,
     embed_text: String,
+    #[serde(default)]
+    tokens: u32,
 }
 
 fn read_pool(path: &Path, limit: usize) -> anyhow::Result<Vec<PoolChunk>> {
@@ -290,6 +292,7 @@ fn stored_chunk(k: usize, n: usize, pool: &[PoolChunk], vectors: &[Vec<f32>], no
             tags: Vec::new(),
             text: p.embed_text.clone(),
             embed_text: p.embed_text.clone(),
+            tokens: p.tokens,
             question: None,
             answer: None,
             url: None,

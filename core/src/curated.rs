@@ -53,6 +53,7 @@ pub fn chunks_for(c: &CuratedAnswer) -> Vec<Chunk> {
             tags: Vec::new(),
             text: format!("{q}\n\n{}", c.answer),
             embed_text: q.to_string(),
+            tokens: 0,
             question: Some(q.to_string()),
             answer: Some(c.answer.clone()),
             url: c.url.clone(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::document::Chunk;
+use crate::document::{Chunk, DocKind};
 use crate::embed::{EmbedError, Embedder};
 use crate::lang::QuestionLanguage;
 use crate::store::{Hit, KnowledgeStore, SearchFilter, StoreError};
@@ -34,6 +34,10 @@ pub struct SearchParams {
     /// Factor on the fused score of passages in another language than the question's (1.0: no
     /// preference). Nothing is demoted when no passage is in the question's language.
     pub other_language_weight: f32,
+    /// Documentation passages of fewer tokens than this (header included) are short; 0: none.
+    pub short_passage_tokens: u32,
+    /// Factor on the fused score of short documentation passages (1.0: no demotion).
+    pub short_passage_weight: f32,
 }
 
 impl Default for SearchParams {
@@ -48,6 +52,8 @@ impl Default for SearchParams {
             multilingual_weight: 1.0,
             cjk_bm25_weight: 1.0,
             other_language_weight: 0.5,
+            short_passage_tokens: 45,
+            short_passage_weight: 0.85,
         }
     }
 }
@@ -119,9 +125,14 @@ impl Searcher {
             Ok(self.store.sparse_search(query, candidates, filter).await?)
         },)?;
         let (dense, wd) = dense;
-        let ws = if language.cjk { self.params.cjk_bm25_weight } else { self.params.bm25_weight };
-        let preference = Some((&language, self.params.other_language_weight));
-        Ok(fuse(dense, sparse, wd, ws, self.params.rrf_k, preference, limit))
+        let fusion = Fusion {
+            dense_weight: wd,
+            bm25_weight: if language.cjk { self.params.cjk_bm25_weight } else { self.params.bm25_weight },
+            k: self.params.rrf_k,
+            language: Some((&language, self.params.other_language_weight)),
+            short_passage: (self.params.short_passage_tokens, self.params.short_passage_weight),
+        };
+        Ok(fuse(dense, sparse, &fusion, limit))
     }
 }
 
@@ -161,17 +172,30 @@ impl Searcher {
     }
 }
 
+/// How two rankings are fused and which passages are demoted.
+#[derive(Debug, Clone, Copy)]
+pub struct Fusion<'a> {
+    pub dense_weight: f32,
+    pub bm25_weight: f32,
+    /// The RRF constant.
+    pub k: f32,
+    /// The question's language and the factor for passages in another one.
+    pub language: Option<(&'a QuestionLanguage, f32)>,
+    /// Documentation passages of fewer tokens than `.0` (when known) get the factor `.1`.
+    pub short_passage: (u32, f32),
+}
+
+impl Fusion<'_> {
+    /// Plain weighted RRF: no language preference, no demotion of short passages.
+    pub fn weights(dense_weight: f32, bm25_weight: f32, k: f32) -> Self {
+        Self { dense_weight, bm25_weight, k, language: None, short_passage: (0, 1.0) }
+    }
+}
+
 /// Weighted reciprocal rank fusion: `score = Σ wᵢ / (k + rankᵢ)` with 1-based ranks, times the
-/// `language` factor for passages not in the question's language. Ties keep the dense order first.
-pub fn fuse(
-    dense: Vec<Hit>,
-    sparse: Vec<Hit>,
-    dense_weight: f32,
-    bm25_weight: f32,
-    k: f32,
-    language: Option<(&QuestionLanguage, f32)>,
-    limit: usize,
-) -> Vec<SearchResult> {
+/// language factor for passages not in the question's language and the short-passage factor for
+/// documentation passages shorter than the limit. Ties keep the dense order first.
+pub fn fuse(dense: Vec<Hit>, sparse: Vec<Hit>, fusion: &Fusion<'_>, limit: usize) -> Vec<SearchResult> {
     struct Acc {
         chunk: Chunk,
         fused: f32,
@@ -181,9 +205,9 @@ pub fn fuse(
     }
     let mut by_id: HashMap<uuid::Uuid, Acc> = HashMap::new();
     let mut seen = 0;
-    for (list, weight, is_dense) in [(dense, dense_weight, true), (sparse, bm25_weight, false)] {
+    for (list, weight, is_dense) in [(dense, fusion.dense_weight, true), (sparse, fusion.bm25_weight, false)] {
         for (i, hit) in list.into_iter().enumerate() {
-            let contribution = if weight > 0.0 { weight / (k + (i + 1) as f32) } else { 0.0 };
+            let contribution = if weight > 0.0 { weight / (fusion.k + (i + 1) as f32) } else { 0.0 };
             let acc = by_id.entry(hit.chunk.id).or_insert_with(|| {
                 seen += 1;
                 Acc { chunk: hit.chunk, fused: 0.0, dense: None, bm25: None, first_seen: seen }
@@ -197,7 +221,7 @@ pub fn fuse(
         }
     }
     let mut all: Vec<Acc> = by_id.into_values().filter(|a| a.fused > 0.0).collect();
-    if let Some((question, factor)) = language {
+    if let Some((question, factor)) = fusion.language {
         // Only when some passage is known to be in the question's language: otherwise every
         // passage stays as ranked (undecided ones included).
         let some_match = all.iter().any(|a| a.chunk.language != "und" && question.matches(&a.chunk.language));
@@ -205,6 +229,13 @@ pub fn fuse(
             for acc in all.iter_mut().filter(|a| !question.matches(&a.chunk.language)) {
                 acc.fused *= factor;
             }
+        }
+    }
+    let (short, factor) = fusion.short_passage;
+    for acc in all.iter_mut() {
+        let c = &acc.chunk;
+        if c.kind == DocKind::Doc && c.tokens > 0 && c.tokens < short {
+            acc.fused *= factor;
         }
     }
     all.sort_by(|a, b| b.fused.total_cmp(&a.fused).then(a.first_seen.cmp(&b.first_seen)));
@@ -245,6 +276,7 @@ mod tests {
                 tags: vec![],
                 text: String::new(),
                 embed_text: String::new(),
+                tokens: 0,
                 question: None,
                 answer: None,
                 url: None,
@@ -257,8 +289,12 @@ mod tests {
 
     #[test]
     fn a_passage_found_by_both_retrievers_wins() {
-        let out =
-            fuse(vec![hit("a", 0.9), hit("b", 0.8)], vec![hit("b", 7.0), hit("c", 5.0)], 1.0, 1.0, 60.0, None, 10);
+        let out = fuse(
+            vec![hit("a", 0.9), hit("b", 0.8)],
+            vec![hit("b", 7.0), hit("c", 5.0)],
+            &Fusion::weights(1.0, 1.0, 60.0),
+            10,
+        );
         let order: Vec<_> = out.iter().map(|r| r.chunk.source.as_str()).collect();
         assert_eq!(order, vec!["b", "a", "c"]);
         assert_eq!(out[0].dense_score, Some(0.8));
@@ -271,11 +307,15 @@ mod tests {
     fn weights_decide_between_retrievers_and_zero_weight_drops_one() {
         let dense = vec![hit("a", 0.9)];
         let sparse = vec![hit("z", 3.0)];
-        let lexical_first = fuse(dense.clone(), sparse.clone(), 0.25, 1.0, 60.0, None, 10);
+        let lexical_first = fuse(dense.clone(), sparse.clone(), &Fusion::weights(0.25, 1.0, 60.0), 10);
         assert_eq!(lexical_first[0].chunk.source, "z");
-        let dense_only = fuse(dense, sparse, 1.0, 0.0, 60.0, None, 10);
+        let dense_only = fuse(dense, sparse, &Fusion::weights(1.0, 0.0, 60.0), 10);
         assert_eq!(dense_only.len(), 1);
         assert_eq!(dense_only[0].chunk.source, "a");
+    }
+
+    fn preferring<'a>(question: &'a QuestionLanguage, factor: f32) -> Fusion<'a> {
+        Fusion { language: Some((question, factor)), ..Fusion::weights(1.0, 0.5, 60.0) }
     }
 
     #[test]
@@ -284,15 +324,49 @@ mod tests {
         let dense = vec![hit_in("zh-page", "zh", 0.7), hit_in("en-page", "en", 0.6)];
         let sparse = vec![hit_in("zh-page", "zh", 9.0), hit_in("en-page", "en", 8.0)];
         let order = |out: Vec<SearchResult>| out.into_iter().map(|r| r.chunk.source).collect::<Vec<_>>();
-        let preferred = fuse(dense.clone(), sparse.clone(), 1.0, 0.5, 60.0, Some((&english, 0.5)), 10);
+        let preferred = fuse(dense.clone(), sparse.clone(), &preferring(&english, 0.5), 10);
         assert_eq!(order(preferred), ["en-page", "zh-page"]);
-        let neutral = fuse(dense, sparse, 1.0, 0.5, 60.0, Some((&english, 1.0)), 10);
+        let neutral = fuse(dense, sparse, &preferring(&english, 1.0), 10);
         assert_eq!(order(neutral), ["zh-page", "en-page"]);
         // A Chinese question over English-only docs keeps the retrievers' order, even where an
         // undecided passage (not demoted) is among them.
         let chinese = QuestionLanguage::of("怎么做悬挂缩进？");
         let dense = vec![hit_in("a", "en", 0.5), hit_in("b", "und", 0.4)];
-        let out = fuse(dense, vec![hit_in("c", "en", 3.0)], 0.25, 1.0, 60.0, Some((&chinese, 0.5)), 10);
+        let out = fuse(
+            dense,
+            vec![hit_in("c", "en", 3.0)],
+            &Fusion { language: Some((&chinese, 0.5)), ..Fusion::weights(0.25, 1.0, 60.0) },
+            10,
+        );
         assert_eq!(order(out), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn short_documentation_passages_are_demoted_but_not_faq_entries_or_unknown_lengths() {
+        let sized = |name: &str, kind: DocKind, tokens: u32| {
+            let mut h = hit(name, 0.0);
+            h.chunk.kind = kind;
+            h.chunk.tokens = tokens;
+            h
+        };
+        let order = |out: Vec<SearchResult>| out.into_iter().map(|r| r.chunk.source).collect::<Vec<_>>();
+        let fusion = Fusion { short_passage: (45, 0.85), ..Fusion::weights(1.0, 0.5, 60.0) };
+        // A one-line option (20 tokens) ranked first by the embedder falls behind the task
+        // passage ranked just under it; with the demotion off it stays first.
+        let dense = vec![sized("option", DocKind::Doc, 20), sized("task", DocKind::Doc, 150)];
+        assert_eq!(order(fuse(dense.clone(), vec![], &fusion, 10)), ["task", "option"]);
+        assert_eq!(order(fuse(dense, vec![], &Fusion::weights(1.0, 0.5, 60.0), 10)), ["option", "task"]);
+        // An FAQ entry is short by nature, and a passage of unknown length (an index built
+        // before lengths were recorded) is left as ranked.
+        for first in [sized("faq", DocKind::Faq, 12), sized("old", DocKind::Doc, 0)] {
+            let name = first.chunk.source.clone();
+            let out = fuse(vec![first, sized("task", DocKind::Doc, 150)], vec![], &fusion, 10);
+            assert_eq!(order(out), [name.as_str(), "task"]);
+        }
+        // Far ahead in both rankings, a short passage still wins: it is demoted, not dropped.
+        let dense =
+            vec![sized("option", DocKind::Doc, 20), sized("a", DocKind::Doc, 90), sized("task", DocKind::Doc, 150)];
+        let sparse = vec![sized("option", DocKind::Doc, 20)];
+        assert_eq!(order(fuse(dense, sparse, &fusion, 10))[0], "option");
     }
 }

@@ -107,6 +107,8 @@ pub fn search_params(s: &Settings) -> SearchParams {
         multilingual_weight: s.search.multilingual_weight,
         cjk_bm25_weight: s.search.cjk_bm25_weight,
         other_language_weight: s.search.other_language_weight,
+        short_passage_tokens: s.search.short_passage_tokens,
+        short_passage_weight: s.search.short_passage_weight,
     }
 }
 

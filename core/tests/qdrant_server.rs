@@ -29,6 +29,7 @@ fn chunk(source: &str, text: &str, dense: Vec<f32>, lang: &str) -> StoredChunk {
             tags: vec![],
             text: text.into(),
             embed_text: text.into(),
+            tokens: 0,
             question: None,
             answer: None,
             url: None,

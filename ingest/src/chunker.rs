@@ -79,8 +79,9 @@ impl Chunker {
                         // untranslated paragraph of a translated page sends its reader to that page.
                         let language = passage_language(&embed_text, &doc_language, doc_is_cjk, declared.is_some());
                         let index = out.len() as u32;
+                        let tokens = self.count_tokens(&embed_text);
                         out.push(PreparedChunk {
-                            tokens: self.count_tokens(&embed_text),
+                            tokens,
                             lexical_text: embed_text.clone(),
                             chunk: Chunk {
                                 id: chunk_id(root, &doc.source, index),
@@ -95,6 +96,7 @@ impl Chunker {
                                 tags: tags.to_vec(),
                                 text: piece.to_string(),
                                 embed_text,
+                                tokens: tokens as u32,
                                 question: None,
                                 answer: None,
                                 url: None,
@@ -115,10 +117,11 @@ impl Chunker {
                     }
                     let text = format!("{}\n\n{}", entry.question, entry.answer);
                     let index = i as u32;
+                    let question_tokens = self.count_tokens(&entry.question);
                     out.push(PreparedChunk {
                         // The question is what gets matched by meaning; the answer's words still
                         // help the lexical retriever.
-                        tokens: self.count_tokens(&entry.question),
+                        tokens: question_tokens,
                         lexical_text: text.clone(),
                         chunk: Chunk {
                             id: chunk_id(root, &doc.source, index),
@@ -133,6 +136,7 @@ impl Chunker {
                             tags: entry_tags,
                             text,
                             embed_text: entry.question.clone(),
+                            tokens: question_tokens as u32,
                             question: Some(entry.question.clone()),
                             answer: Some(entry.answer.clone()),
                             url: entry.url.clone(),
@@ -222,6 +226,9 @@ mod tests {
             assert_eq!(c.chunk.citation(), "guide/install.md#behind-a-proxy");
             assert!(c.chunk.embed_text.starts_with("Installing > Behind a proxy\n"), "{}", c.chunk.embed_text);
             assert!(c.tokens <= 100, "chunk of {} tokens", c.tokens);
+            // The index keeps each passage's length, which search uses to demote short ones.
+            assert_eq!(c.chunk.tokens as usize, c.tokens);
+            assert!(c.tokens > 20, "a full chunk of this section is not short: {}", c.tokens);
         }
         let rejoined: String = chunks.iter().map(|c| c.chunk.text.as_str()).collect::<Vec<_>>().join(" ");
         assert_eq!(rejoined.split_whitespace().count(), sentence.repeat(40).split_whitespace().count(), "no text lost");

@@ -97,3 +97,47 @@ fn status_reports_what_is_indexed() {
     assert_eq!(root["name"], "examples");
     assert!(root["last_sync"].is_string(), "{s}");
 }
+
+/// An options reference lists each setting as a sentence under its own heading; such a passage is
+/// mostly heading and loosely matches many questions. The task page that walks through the job
+/// should come first, and it does because the index records each passage's length.
+#[test]
+fn a_task_page_outranks_a_one_line_option_about_the_same_thing() {
+    if !assets_available("a_task_page_outranks_a_one_line_option_about_the_same_thing") {
+        return;
+    }
+    let mut ws = Workspace::new();
+    let docs = ws.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("print-options.md"),
+        "# Print Options\n\n## Grayscale\n\nPrints all colors as grayscale.\n\n\
+         ## Paper tray\n\nUses the paper tray set in the printer settings.\n\n\
+         ## Brochure\n\nPrints the document in brochure format.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("printing-grey.md"),
+        "# Printing in Black and White\n\nWhen your color ink runs low, or a draft does not need color, \
+         you can print a document in black and white. Choose File - Print to open the Print dialog. \
+         On the General tab, choose the printer, then open its Properties and look for the black and \
+         white setting; the name depends on the printer driver. Alternatively, open Tools - Options - \
+         Print and mark the option to convert colors, which applies to every document you print \
+         afterwards. Click Print. Remember to switch the option off again when you want to print in \
+         color.\n",
+    )
+    .unwrap();
+    let (code, summary) = ws.ingest_json(&["docs"]);
+    assert_eq!(code, 0, "{summary}");
+    let question = "can I print in grayscale to save colour ink?";
+    let demoted = ws.citations(question, 3);
+    assert_eq!(
+        demoted.first().map(String::as_str),
+        Some("printing-grey.md#printing-in-black-and-white"),
+        "got {demoted:?}"
+    );
+    // Turning the demotion off shows what it changed: the one-line option first.
+    ws.set_env("SUPPORTBOT__SEARCH__SHORT_PASSAGE_WEIGHT", "1.0");
+    let plain = ws.citations(question, 3);
+    assert_eq!(plain.first().map(String::as_str), Some("print-options.md#grayscale"), "got {plain:?}");
+}

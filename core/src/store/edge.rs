@@ -471,6 +471,7 @@ mod tests {
                 tags: vec![],
                 text: text.into(),
                 embed_text: text.into(),
+                tokens: 0,
                 question: None,
                 answer: None,
                 url: None,

@@ -28,7 +28,7 @@ pub const SPARSE_VECTOR: &str = "bm25";
 
 /// Bumped whenever chunking changes in a way that makes old chunks incomparable; stored with the
 /// index and checked at startup.
-pub const CHUNKER_VERSION: u32 = 4;
+pub const CHUNKER_VERSION: u32 = 5;
 
 /// What the index was built with. Opening it with anything else is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
