@@ -105,6 +105,18 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
         }
     }
 
+    // A limit at or above the chunk size would call every passage short.
+    if s.search.short_passage_tokens as usize >= s.ingest.chunk_tokens {
+        fail(
+            "search.short_passage_tokens".into(),
+            "search.short_passage_tokens",
+            format!(
+                "expected fewer tokens than ingest.chunk_tokens ({}), found {}: every passage would be demoted",
+                s.ingest.chunk_tokens, s.search.short_passage_tokens
+            ),
+        );
+    }
+
     // Sources: unique non-empty names, valid URLs.
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, source) in s.sources.iter().enumerate() {
@@ -186,6 +198,7 @@ mod tests {
         s.search.dense_weight = f32::NAN;
         s.search.limit = 0;
         s.ingest.max_file_bytes = 0;
+        s.search.short_passage_tokens = 200;
         s.web.listen = "localhost".into();
         let source = |name: &str, url: Option<&str>| SourceSettings {
             name: name.into(),
@@ -211,6 +224,7 @@ mod tests {
                 "search.bm25_weight",
                 "ingest.max_file_bytes",
                 "search.limit",
+                "search.short_passage_tokens",
                 "sources[1].name",
                 "sources[2].name",
                 "sources[2].url",
@@ -219,6 +233,7 @@ mod tests {
             "{errors:#?}"
         );
         assert!(errors[3].contains("`gpt`"), "{}", errors[3]);
-        assert!(errors[9].contains("sources[0]"), "{}", errors[9]);
+        assert!(errors[8].contains("ingest.chunk_tokens (200)"), "{}", errors[8]);
+        assert!(errors[10].contains("sources[0]"), "{}", errors[10]);
     }
 }

@@ -127,8 +127,8 @@ pub struct Chunk {
     /// What the dense embedder sees: the passage under a contextual header (title and
     /// headings), or the question alone for an FAQ entry.
     pub embed_text: String,
-    /// Tokens of `embed_text` as the embedder's tokenizer counts them (0 when unknown, as in
-    /// an index built before chunker 5); search demotes short documentation passages.
+    /// Tokens of `embed_text` as the default embedder's tokenizer counts them (0 where not
+    /// counted: curated answers); search demotes short documentation passages.
     #[serde(default)]
     pub tokens: u32,
     /// The FAQ question and verbatim answer, for FAQ chunks.

@@ -175,7 +175,9 @@ impl Searcher {
 /// How two rankings are fused and which passages are demoted.
 #[derive(Debug, Clone, Copy)]
 pub struct Fusion<'a> {
+    /// Weight of the dense (embedding) ranking.
     pub dense_weight: f32,
+    /// Weight of the BM25 ranking.
     pub bm25_weight: f32,
     /// The RRF constant.
     pub k: f32,
@@ -356,12 +358,20 @@ mod tests {
         let dense = vec![sized("option", DocKind::Doc, 20), sized("task", DocKind::Doc, 150)];
         assert_eq!(order(fuse(dense.clone(), vec![], &fusion, 10)), ["task", "option"]);
         assert_eq!(order(fuse(dense, vec![], &Fusion::weights(1.0, 0.5, 60.0), 10)), ["option", "task"]);
-        // An FAQ entry is short by nature, and a passage of unknown length (an index built
-        // before lengths were recorded) is left as ranked.
-        for first in [sized("faq", DocKind::Faq, 12), sized("old", DocKind::Doc, 0)] {
+        // An FAQ entry is short by nature, and a passage whose length was not counted is left
+        // as ranked.
+        for first in [sized("faq", DocKind::Faq, 12), sized("uncounted", DocKind::Doc, 0)] {
             let name = first.chunk.source.clone();
             let out = fuse(vec![first, sized("task", DocKind::Doc, 150)], vec![], &fusion, 10);
             assert_eq!(order(out), [name.as_str(), "task"]);
+        }
+        // The limit is exclusive, and either setting alone turns the demotion off.
+        let at_limit = vec![sized("option", DocKind::Doc, 45), sized("task", DocKind::Doc, 150)];
+        assert_eq!(order(fuse(at_limit, vec![], &fusion, 10)), ["option", "task"]);
+        for off in [(0, 0.85), (45, 1.0)] {
+            let dense = vec![sized("option", DocKind::Doc, 20), sized("task", DocKind::Doc, 150)];
+            let out = fuse(dense, vec![], &Fusion { short_passage: off, ..fusion }, 10);
+            assert_eq!(order(out), ["option", "task"], "{off:?}");
         }
         // Far ahead in both rankings, a short passage still wins: it is demoted, not dropped.
         let dense =

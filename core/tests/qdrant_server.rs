@@ -29,7 +29,7 @@ fn chunk(source: &str, text: &str, dense: Vec<f32>, lang: &str) -> StoredChunk {
             tags: vec![],
             text: text.into(),
             embed_text: text.into(),
-            tokens: 0,
+            tokens: 17,
             question: None,
             answer: None,
             url: None,
@@ -87,6 +87,7 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
     }
     let dense = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 5, &SearchFilter::default()).await.expect("dense");
     assert_eq!(dense[0].chunk.source, "a.md");
+    assert_eq!(dense[0].chunk.tokens, 17, "the passage length survives the round trip");
     assert!((dense[0].score - 1.0).abs() < 1e-4);
     // Only the CJK passage carries the multilingual vector, so only it is found by it.
     let ml = store.multilingual_search(&e5_unit(7), 5, &SearchFilter::default()).await.expect("multilingual");

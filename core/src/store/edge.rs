@@ -471,7 +471,7 @@ mod tests {
                 tags: vec![],
                 text: text.into(),
                 embed_text: text.into(),
-                tokens: 0,
+                tokens: text.split_whitespace().count() as u32,
                 question: None,
                 answer: None,
                 url: None,
@@ -513,6 +513,7 @@ mod tests {
         let sparse = store.sparse_search("password", 5, &SearchFilter::default()).await.unwrap();
         assert_eq!(sparse.len(), 1, "records and unrelated chunks are not returned");
         assert_eq!(sparse[0].chunk.source, "a.md");
+        assert_eq!(sparse[0].chunk.tokens, 5, "the passage length survives the round trip");
 
         store.remove_document("docs", "a.md").await.unwrap();
         store.flush().await.unwrap();
