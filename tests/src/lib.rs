@@ -54,7 +54,8 @@ fn files_available(test: &str, what: &str, needed: &[PathBuf]) -> bool {
     false
 }
 
-/// Path of a workspace binary (`supportbot`, `supportbot-ingest`), built by `cargo test --workspace`.
+/// Path of a workspace binary (`supportbot`, `supportbot-ingest`). `cargo test --workspace` builds
+/// them because their packages have integration tests (`bots/tests`, `ingest/tests`).
 pub fn bin(name: &str) -> PathBuf {
     // Test executables live in <target>/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().expect("current exe");
