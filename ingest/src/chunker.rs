@@ -29,8 +29,13 @@ impl std::fmt::Debug for Chunker {
 pub struct PreparedChunk {
     pub chunk: Chunk,
     pub lexical_text: String,
-    /// Tokens the embedder will see (for throughput figures).
-    pub tokens: usize,
+}
+
+impl PreparedChunk {
+    /// Tokens the embedder will see (for throughput figures and for sorting batches).
+    pub fn tokens(&self) -> usize {
+        self.chunk.tokens as usize
+    }
 }
 
 impl Chunker {
@@ -81,7 +86,6 @@ impl Chunker {
                         let index = out.len() as u32;
                         let tokens = self.count_tokens(&embed_text);
                         out.push(PreparedChunk {
-                            tokens,
                             lexical_text: embed_text.clone(),
                             chunk: Chunk {
                                 id: chunk_id(root, &doc.source, index),
@@ -119,9 +123,6 @@ impl Chunker {
                     let index = i as u32;
                     let question_tokens = self.count_tokens(&entry.question);
                     out.push(PreparedChunk {
-                        // The question is what gets matched by meaning; the answer's words still
-                        // help the lexical retriever.
-                        tokens: question_tokens,
                         lexical_text: text.clone(),
                         chunk: Chunk {
                             id: chunk_id(root, &doc.source, index),
@@ -135,6 +136,8 @@ impl Chunker {
                             language: detect_language(&text),
                             tags: entry_tags,
                             text,
+                            // The question is what gets matched by meaning; the answer's words
+                            // still help the lexical retriever.
                             embed_text: entry.question.clone(),
                             tokens: question_tokens as u32,
                             question: Some(entry.question.clone()),
@@ -225,7 +228,7 @@ mod tests {
             assert_eq!(c.chunk.chunk_index as usize, i);
             assert_eq!(c.chunk.citation(), "guide/install.md#behind-a-proxy");
             assert!(c.chunk.embed_text.starts_with("Installing > Behind a proxy\n"), "{}", c.chunk.embed_text);
-            assert!(c.tokens <= 100, "chunk of {} tokens", c.tokens);
+            assert!(c.tokens() <= 100, "chunk of {} tokens", c.tokens());
             // The index keeps each passage's length, heading included, which search uses to
             // demote short ones.
             assert_eq!(c.chunk.tokens as usize, chunker.count_tokens(&c.chunk.embed_text));

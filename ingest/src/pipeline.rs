@@ -234,7 +234,7 @@ pub fn export_chunks(
                         kind: c.chunk.kind.as_str(),
                         language: c.chunk.language,
                         embed_text: c.chunk.embed_text,
-                        tokens: c.tokens,
+                        tokens: c.chunk.tokens as usize,
                     }
                 })),
                 Err(e) => {
@@ -399,7 +399,7 @@ async fn write_documents(
         }
         let texts: Vec<String> =
             group.iter().flat_map(|p| p.chunks.iter().map(|c| c.chunk.embed_text.clone())).collect();
-        let sizes: Vec<usize> = group.iter().flat_map(|p| p.chunks.iter().map(|c| c.tokens)).collect();
+        let sizes: Vec<usize> = group.iter().flat_map(|p| p.chunks.iter().map(PreparedChunk::tokens)).collect();
         let e = embedder.clone();
         let embed_started = Instant::now();
         let vectors = tokio::task::spawn_blocking(move || e.embed_documents_sized(&texts, &sizes)).await??;
@@ -422,7 +422,7 @@ async fn write_documents(
             let mut stored = Vec::with_capacity(n);
             for c in p.chunks {
                 let dense = vectors.next().ok_or_else(|| anyhow::anyhow!("embedder returned too few vectors"))?;
-                tokens += c.tokens;
+                tokens += c.tokens();
                 let multilingual = multilingual.next().flatten();
                 stored.push(StoredChunk { chunk: c.chunk, dense, multilingual, lexical_text: c.lexical_text });
             }
