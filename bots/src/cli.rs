@@ -1,4 +1,5 @@
-//! The `supportbot` command line: `search`, `status` and `config check`.
+//! The `supportbot` command line: `ask`, `chat`, `search`, `serve`, `eval`, `status`, `config check`
+//! and the operator commands (`operator`, `token`, `review`, `curated`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -241,19 +242,10 @@ impl From<SearchResult> for SearchHit {
     }
 }
 
-/// Where `scripts/setup` installs model assets: `$XDG_DATA_HOME/supportbot`, else
-/// `$HOME/.local/share/supportbot`.
-fn default_data_dir() -> PathBuf {
-    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("supportbot"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/supportbot"),
-    }
-}
-
 fn load_settings(explicit: Option<&std::path::Path>) -> anyhow::Result<supportbot_config::Loaded> {
     let ctx = supportbot_config::LoadContext {
         cwd: std::env::current_dir().context("reading the working directory")?,
-        data_dir: default_data_dir(),
+        data_dir: supportbot_config::data_dir(|k| std::env::var_os(k)),
         env: std::env::vars().collect(),
         explicit_file: explicit.map(std::path::Path::to_path_buf),
     };

@@ -1,5 +1,5 @@
-//! supportbot-bots: the channels that carry questions to the core (command line today; Discord,
-//! Telegram and the web console as they land) and the `supportbot` binary's commands.
+//! supportbot-bots: the channels that carry questions to the core (command line, Discord,
+//! Telegram), the operator console and API, and the `supportbot` binary's commands.
 
 pub mod admin;
 pub mod channel;

@@ -1,4 +1,5 @@
-//! `supportbot`: search the knowledge index, check the configuration, show index status.
+//! `supportbot`: the entry point of the answering side (ask, chat, search, serve the chat channels
+//! and the operator console, eval, status, config and review commands); see `cli`.
 
 use std::process::ExitCode;
 

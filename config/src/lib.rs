@@ -25,7 +25,7 @@ mod settings;
 mod validate;
 
 pub use error::{ConfigError, KeyError, Origin};
-pub use load::{DEFAULT_FILE_NAME, ENV_PREFIX, LoadContext, Loaded, load};
+pub use load::{DEFAULT_FILE_NAME, ENV_PREFIX, LoadContext, Loaded, data_dir, load};
 pub use secret::{DatabaseUrl, REDACTED, Secret};
 pub use settings::{
     AnswerSettings, DiscordSettings, EXTRACTIVE, EmbeddingSettings, GeminiSettings, IngestSettings, KNOWN_BACKENDS,

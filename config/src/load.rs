@@ -1,5 +1,6 @@
 //! Layered loading: built-in defaults, then the TOML file, then `SUPPORTBOT__*` variables.
 
+use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
@@ -25,13 +26,27 @@ pub struct LoadContext {
     /// The working directory (absolute). `supportbot.toml` is looked up here, and
     /// relative paths from variables and defaults resolve against it.
     pub cwd: PathBuf,
-    /// Where `scripts/setup` puts model assets: `$XDG_DATA_HOME/supportbot` or
-    /// `$HOME/.local/share/supportbot`.
+    /// Where `scripts/setup` puts model assets; see [`data_dir`].
     pub data_dir: PathBuf,
     /// The process environment. Only `SUPPORTBOT__*` variables are used.
     pub env: Vec<(String, String)>,
     /// The file given with `--config`, if any (relative to `cwd`). It must exist.
     pub explicit_file: Option<PathBuf>,
+}
+
+/// Where `scripts/setup` installs model assets, by the same rule as the script:
+/// `$SUPPORTBOT_DATA`, else `$XDG_DATA_HOME/supportbot`, else `$HOME/.local/share/supportbot`
+/// (empty variables count as unset). `var` reads one environment variable, e.g.
+/// `|k| std::env::var_os(k)`.
+pub fn data_dir(var: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty());
+    if let Some(d) = set("SUPPORTBOT_DATA") {
+        return PathBuf::from(d);
+    }
+    match set("XDG_DATA_HOME") {
+        Some(d) => PathBuf::from(d).join("supportbot"),
+        None => PathBuf::from(var("HOME").unwrap_or_default()).join(".local/share/supportbot"),
+    }
 }
 
 /// The result of [`load`].
@@ -238,6 +253,21 @@ mod tests {
 
     fn example_path() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("supportbot.example.toml")
+    }
+
+    #[test]
+    fn data_dir_follows_the_setup_script() {
+        fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+            move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
+        }
+        let home = [("HOME", "/home/a")];
+        assert_eq!(data_dir(vars(&home)), Path::new("/home/a/.local/share/supportbot"));
+        let xdg = [("HOME", "/home/a"), ("XDG_DATA_HOME", "/xdg")];
+        assert_eq!(data_dir(vars(&xdg)), Path::new("/xdg/supportbot"));
+        let chosen = [("HOME", "/home/a"), ("XDG_DATA_HOME", "/xdg"), ("SUPPORTBOT_DATA", "/opt/sb")];
+        assert_eq!(data_dir(vars(&chosen)), Path::new("/opt/sb"), "SUPPORTBOT_DATA wins, as in scripts/setup");
+        let empty = [("HOME", "/home/a"), ("XDG_DATA_HOME", ""), ("SUPPORTBOT_DATA", "")];
+        assert_eq!(data_dir(vars(&empty)), Path::new("/home/a/.local/share/supportbot"), "empty means unset");
     }
 
     fn ctx_for(cwd: &Path, file: PathBuf) -> LoadContext {

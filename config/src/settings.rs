@@ -46,7 +46,7 @@ pub struct Settings {
     pub discord: DiscordSettings,
     /// `[review]`: the human review queue.
     pub review: ReviewSettings,
-    /// `[web]`: the HTTP server (web chat, webhooks, metrics).
+    /// `[web]`: the HTTP server (operator console and API, platform webhooks, health checks, metrics).
     pub web: WebSettings,
     /// `[limits]`: rate limits of the chat channels.
     pub limits: LimitSettings,
@@ -452,10 +452,10 @@ impl Settings {
         }
     }
 
-    /// The LLM backends to try, in order; always ends with `"extractive"`.
+    /// The LLM backends to try, in order; always includes `"extractive"`.
     ///
     /// If `llm.chain` is set it is used as given, with `"extractive"` appended
-    /// when missing. Otherwise the chain is derived: `"gemini"` if
+    /// when missing (it always answers or abstains, so backends listed after it are never tried). Otherwise the chain is derived: `"gemini"` if
     /// `gemini.api_key` is set, then `"openai"` if `openai.base_url` is set,
     /// then `"extractive"`.
     pub fn effective_chain(&self) -> Vec<String> {

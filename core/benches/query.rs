@@ -631,10 +631,7 @@ fn answerer(
 }
 
 fn data_dir() -> PathBuf {
-    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("supportbot"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/supportbot"),
-    }
+    supportbot_config::data_dir(|k| std::env::var_os(k))
 }
 
 fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {

@@ -1,5 +1,7 @@
-//! supportbot-core: the domain of the support bot — documents and chunks, the embedder and the
-//! knowledge index, and hybrid retrieval. It knows nothing of chat platforms or HTTP servers.
+//! supportbot-core: the domain of the support bot — documents and chunks, the embedders and the
+//! knowledge index, hybrid retrieval, answering (the relevance gate, prompts, the language-model
+//! chain, curated answers), the answer log and the review queue. It knows nothing of chat
+//! platforms or HTTP servers.
 
 pub mod answer;
 pub mod curated;

@@ -43,27 +43,18 @@ pub struct Args {
 pub const EXIT_SKIPPED: u8 = 1;
 pub const EXIT_FAILED: u8 = 2;
 
-/// Where `scripts/setup` installs model assets: `$XDG_DATA_HOME/supportbot`, else
-/// `$HOME/.local/share/supportbot`.
-pub fn default_data_dir() -> PathBuf {
-    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("supportbot"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/supportbot"),
-    }
-}
-
 /// Loads settings the way every supportbot binary does: working directory, environment, `--config`.
 pub fn load_settings(explicit: Option<&Path>) -> anyhow::Result<Settings> {
     let ctx = supportbot_config::LoadContext {
         cwd: std::env::current_dir().context("reading the working directory")?,
-        data_dir: default_data_dir(),
+        data_dir: supportbot_config::data_dir(|k| std::env::var_os(k)),
         env: std::env::vars().collect(),
         explicit_file: explicit.map(Path::to_path_buf),
     };
     Ok(supportbot_config::load(&ctx)?.settings)
 }
 
-/// Names each PATH: the `[[sources]]` entry with the same path (or name), else the directory name.
+/// Names each PATH: the `[[sources]]` entry with the same path, else the directory name.
 pub fn resolve_roots(settings: &Settings, paths: &[PathBuf]) -> anyhow::Result<Vec<RootSpec>> {
     if paths.is_empty() {
         if settings.sources.is_empty() {

@@ -18,10 +18,7 @@ pub fn examples_dir() -> PathBuf {
 
 /// Where `scripts/setup` puts model assets (same rule as the binaries).
 pub fn data_dir() -> PathBuf {
-    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("supportbot"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/supportbot"),
-    }
+    supportbot_config::data_dir(|k| std::env::var_os(k))
 }
 
 /// True when the embedding model and ONNX Runtime are installed. When they are not, a test
@@ -208,6 +205,14 @@ pub fn test_settings(cwd: &Path, index_dir: &Path) -> supportbot_config::Setting
     let mut s = supportbot_config::Settings::defaults(cwd, &data_dir());
     s.store.path = index_dir.to_path_buf();
     s
+}
+
+/// The SQLite review store `supportbot serve` logs exchanges and feedback to, in a fresh file
+/// under `dir`, with the default low-confidence threshold.
+pub async fn review_store(dir: &Path) -> supportbot_core::review::SqlReviewStore {
+    let url = format!("sqlite://{}", dir.join("review.sqlite").display());
+    let low_confidence = supportbot_config::Settings::defaults(dir, &data_dir()).review.low_confidence;
+    supportbot_core::review::SqlReviewStore::connect(&url, low_confidence).await.expect("review store")
 }
 
 /// An index of `examples/` (ingested by the real binary into a scratch directory) and an
