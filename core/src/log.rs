@@ -1,9 +1,6 @@
 //! The `AnswerLog` capability: every exchange (question, answer, passages, outcome, latency) and
-//! every feedback event, for operators to review. `InMemoryAnswerLog` serves tests and a first
-//! run; the review store (SQLite, PostgreSQL) implements the same trait.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! every feedback event, for operators to review. The review store (`review::SqlReviewStore`:
+//! SQLite, PostgreSQL) implements it.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -93,59 +90,6 @@ pub trait AnswerLog: Send + Sync {
     async fn update_delivery(&self, id: &str, delivery: &serde_json::Value) -> Result<(), LogError>;
 }
 
-/// Exchanges in this process's memory (lost on restart).
-#[derive(Debug, Default)]
-pub struct InMemoryAnswerLog {
-    exchanges: Mutex<HashMap<String, Exchange>>,
-    feedback: Mutex<Vec<Feedback>>,
-}
-
-impl InMemoryAnswerLog {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every exchange, in no particular order (for tests).
-    pub fn all(&self) -> Vec<Exchange> {
-        self.exchanges.lock().map(|m| m.values().cloned().collect()).unwrap_or_default()
-    }
-}
-
-fn poisoned<T>(_: T) -> LogError {
-    LogError("lock poisoned".into())
-}
-
-#[async_trait]
-impl AnswerLog for InMemoryAnswerLog {
-    async fn record_exchange(&self, exchange: &Exchange) -> Result<(), LogError> {
-        self.exchanges.lock().map_err(poisoned)?.insert(exchange.id.clone(), exchange.clone());
-        Ok(())
-    }
-
-    async fn record_feedback(&self, feedback: &Feedback) -> Result<bool, LogError> {
-        if !self.exchanges.lock().map_err(poisoned)?.contains_key(&feedback.exchange_id) {
-            return Ok(false);
-        }
-        self.feedback.lock().map_err(poisoned)?.push(feedback.clone());
-        Ok(true)
-    }
-
-    async fn exchange(&self, id: &str) -> Result<Option<Exchange>, LogError> {
-        Ok(self.exchanges.lock().map_err(poisoned)?.get(id).cloned())
-    }
-
-    async fn feedback_for(&self, id: &str) -> Result<Vec<Feedback>, LogError> {
-        Ok(self.feedback.lock().map_err(poisoned)?.iter().filter(|f| f.exchange_id == id).cloned().collect())
-    }
-
-    async fn update_delivery(&self, id: &str, delivery: &serde_json::Value) -> Result<(), LogError> {
-        if let Some(e) = self.exchanges.lock().map_err(poisoned)?.get_mut(id) {
-            e.delivery = delivery.clone();
-        }
-        Ok(())
-    }
-}
-
 /// A pseudonymous user id: the first 16 hex digits of sha256(salt, platform, id). The same
 /// person gets the same id on the same platform; the platform id cannot be read back.
 pub fn pseudonymize(salt: &str, platform: &str, user: &str) -> String {
@@ -181,6 +125,5 @@ mod tests {
     fn answer_ids_fit_telegram_callback_data() {
         let id = new_answer_id();
         assert_eq!(id.len(), 32);
-        assert!(format!("fb:down:{id}").len() <= 64);
     }
 }

@@ -234,6 +234,50 @@ async fn the_chain_falls_back_and_says_which_backend_answered() {
     assert_eq!((a["outcome"].as_str(), a["backend"].as_str()), (Some("answered"), Some("gemini")), "{a}");
 }
 
+/// A short follow-up is read with the question before it: in the same conversation, across
+/// separate `supportbot ask` runs (the conversation is kept on disk), and only there.
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_ups_are_read_with_the_earlier_question_of_the_same_conversation() {
+    if !assets_available("follow_up") {
+        return;
+    }
+    let ws = ingested(None);
+    let first = ask(&ws, &["--conversation", "c1", "Which folder does the desktop client sync by default?"]).await;
+    assert_eq!(first["outcome"], "answered", "{first}");
+    let answer = |a: &Value| a["answer"].as_str().expect("answer").to_string();
+    let follow_up = ask(&ws, &["--conversation", "c1", "and on Windows?"]).await;
+    assert!(answer(&follow_up).contains(r"C:\Users"), "the follow-up lost its context: {follow_up}");
+    let alone = ask(&ws, &["--conversation", "c2", "and on Windows?"]).await;
+    assert!(!answer(&alone).contains(r"C:\Users"), "a new conversation has no earlier question: {alone}");
+}
+
+/// A server that finds the prompt too long for its context window gets it once more with half
+/// the passages, and its answer is used.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_too_long_for_the_server_is_retried_with_fewer_passages() {
+    if !assets_available("context_too_long") {
+        return;
+    }
+    let mut ws = ingested(None);
+    let server =
+        fakes::openai::start([fakes::openai::context_too_long(), Reply::text("Open ports 8443 and 7100 [1].")]).await;
+    ws.set_env("SUPPORTBOT__OPENAI__BASE_URL", &server.base_url);
+    ws.set_env("SUPPORTBOT__OPENAI__API_KEY", fakes::openai::API_KEY);
+    let a = ask(&ws, &["--backend", "openai", "Which ports do I have to open in the firewall?"]).await;
+    assert_eq!((a["outcome"].as_str(), a["backend"].as_str()), (Some("answered"), Some("openai")), "{a}");
+    let passages: Vec<usize> =
+        server.requests().iter().map(|r| r.body.to_string().matches("<passage n=").count()).collect();
+    assert_eq!(passages.len(), 2, "one refused request, one retry");
+    assert!(passages[1] >= 1 && passages[1] < passages[0], "passages per request: {passages:?}");
+    // The answer cites what the retry showed the model.
+    let retry = server.requests()[1].body.to_string();
+    let cited = citations(&a);
+    assert!(!cited.is_empty(), "{a}");
+    for c in cited {
+        assert!(retry.contains(&c), "cites {c}, which the retried prompt did not hold");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_that_finds_no_answer_makes_the_bot_abstain() {
     if !assets_available("no_answer") {

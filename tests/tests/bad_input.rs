@@ -1,7 +1,7 @@
 //! Bad input is skipped with its path and reason, the run goes on, the exit code says so, and a
 //! killed ingest leaves an index that opens and a rerun that completes.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use supportbot_tests::{Workspace, assets_available, copy_dir, examples_dir, repo_root};
 
@@ -71,16 +71,24 @@ fn kill_9_mid_ingest_leaves_an_index_that_opens_and_a_rerun_completes() {
     }
     let kb_arg = kb.to_str().expect("utf-8");
     let reference = Workspace::new();
+    let started = Instant::now();
     let (_, clean) = reference.ingest_json(&[kb_arg]);
+    // Kill points as shares of a whole run on this machine: half-way into the first run, then a
+    // quarter into the rerun, which resumes where the first stopped.
+    let whole = started.elapsed();
 
-    for delay_ms in [1500u64, 4000] {
+    for share in [2u32, 4] {
         let mut child = ws.command("supportbot-ingest").arg(kb_arg).spawn().expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
+        std::thread::sleep(whole / share);
+        assert!(
+            child.try_wait().expect("poll the ingest").is_none(),
+            "the ingest ended before 1/{share} of a clean run's time: nothing was killed mid-run"
+        );
+        child.kill().expect("SIGKILL");
         let _ = child.wait();
         // Whatever state the kill left, the index opens (or was never created).
         if ws.index_dir().join("shard").exists() {
-            let _ = status(&ws);
+            status(&ws);
         }
     }
     let (code, rerun) = ws.ingest_json(&[kb_arg]);

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use supportbot_bots::channel::{ChannelCore, CoreOptions, Question, Reply};
-use supportbot_bots::web::auth::{SESSION_COOKIE, hash_password};
+use supportbot_bots::web::auth::{SESSION_COOKIE, hash_password, token_hash};
 use supportbot_config::DatabaseUrl;
 use supportbot_core::answer::{Incoming, Outcome};
 use supportbot_core::log::AnswerLog;
-use supportbot_core::review::{Operator, QueueStatus, Role, SqlReviewStore};
+use supportbot_core::review::{Operator, QueueStatus, Role, SqlReviewStore, now_secs};
 use supportbot_tests::{examples_answerer, test_settings};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -32,6 +32,7 @@ const SKIPPED: &str = "console tests skipped: chromium/chromedriver not installe
 
 const OPERATOR: &str = "ana";
 const PASSWORD: &str = "correct horse battery staple";
+const TARGET_PASSWORD: &str = "a password worth guessing";
 
 /// Nothing in `examples/` answers this (it is labelled unanswerable): the bot abstains.
 const OUTLOOK: &str = "How do I export my contacts from Outlook to Gmail?";
@@ -246,6 +247,15 @@ async fn an_operator_corrects_an_abstention_in_the_browser_and_the_bot_serves_it
             })
             .await
             .expect("operator");
+        // An account someone will try to guess the password of.
+        review
+            .put_operator(&Operator {
+                username: "target".into(),
+                password_hash: hash_password(TARGET_PASSWORD).expect("hash"),
+                role: Role::Operator,
+            })
+            .await
+            .expect("operator");
 
         // `supportbot serve`, HTTP only, on a free port.
         let port = free_port();
@@ -298,6 +308,36 @@ async fn an_operator_corrects_an_abstention_in_the_browser_and_the_bot_serves_it
             "the API without a token: {}",
             r.status()
         );
+
+        // Password guessing: after five wrong passwords the account is locked for a while, even
+        // for the right password from elsewhere, and so is the guessing address for any account.
+        // (Addresses come from X-Forwarded-For, trusted because the peer is this machine.)
+        let sign_in = |user: &'static str, password: &'static str, from: &'static str| {
+            let request = http
+                .post(format!("{base}/login"))
+                .header("x-forwarded-for", from)
+                .form(&[("username", user), ("password", password)]);
+            async move { request.send().await.expect("post /login").status() }
+        };
+        for _ in 0..5 {
+            assert_eq!(sign_in("target", "guess", "203.0.113.9").await, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(sign_in("target", TARGET_PASSWORD, "198.51.100.7").await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(sign_in(OPERATOR, PASSWORD, "203.0.113.9").await, StatusCode::TOO_MANY_REQUESTS);
+        // Another address signs in to another account as usual.
+        let r = sign_in(OPERATOR, PASSWORD, "198.51.100.7").await;
+        assert!(r.is_redirection(), "a good sign-in elsewhere: {r}");
+
+        // A session past its expiry opens nothing.
+        let expired = "an-expired-session-token";
+        review.create_session(&token_hash(expired), OPERATOR, "csrf", now_secs() - 1).await.expect("session");
+        let r = http
+            .get(format!("{base}/queue"))
+            .header("cookie", format!("{SESSION_COOKIE}={expired}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!((r.status().is_redirection(), location(&r)), (true, "/login"), "an expired session");
 
         let driver = Chromedriver::start(&driver_program).await;
         let console = Console { browser: driver.browser().await, base: base.clone() };

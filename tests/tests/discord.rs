@@ -18,10 +18,11 @@ use supportbot_bots::discord::{
 };
 use supportbot_config::{Secret, Settings};
 use supportbot_core::answer::{Answerer, Outcome};
-use supportbot_core::log::{AnswerLog, FeedbackKind, InMemoryAnswerLog};
+use supportbot_core::log::{AnswerLog, FeedbackKind};
+use supportbot_core::review::SqlReviewStore;
 use supportbot_tests::fakes::discord::{self as fake, FakeDiscord};
 use supportbot_tests::fakes::{self, openai};
-use supportbot_tests::{Workspace, assets_available, copy_dir, examples_dir, open_answerer, repo_root};
+use supportbot_tests::{Workspace, assets_available, copy_dir, examples_dir, open_answerer, repo_root, review_store};
 
 /// Generous: the first test of a run also waits for the ingest of `examples/`.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -91,7 +92,8 @@ struct Harness {
     fake: FakeDiscord,
     http: Arc<Http>,
     core: Arc<ChannelCore>,
-    log: Arc<InMemoryAnswerLog>,
+    /// The review store `supportbot serve` logs to (SQLite in the workspace).
+    log: Arc<SqlReviewStore>,
     /// Last: the index directory must outlive the store in the core, which flushes on drop.
     _workspace: Workspace,
 }
@@ -106,7 +108,7 @@ async fn harness_with(workspace: Workspace, answerer: Answerer, core: CoreOption
     let fake = FakeDiscord::start().await;
     // The production constructor: proxy to the fake, serenity's rate limiter off.
     let http = Arc::new(discord::build_http(fake::TOKEN, &fake.base_url, Some(fake::APPLICATION_ID)));
-    let log = Arc::new(InMemoryAnswerLog::new());
+    let log = Arc::new(review_store(workspace.path()).await);
     let core = Arc::new(ChannelCore::new(answerer, log.clone(), core));
     Harness { _workspace: workspace, fake, http, core, log }
 }
@@ -324,7 +326,9 @@ async fn long_answers_split_and_the_deferral_comes_before_a_slow_model() {
         let test = "long_answers_split_and_the_deferral_comes_before_a_slow_model";
         let text = long_answer();
         assert!(text.chars().count() > 2 * MESSAGE_LIMIT);
-        let model = openai::start([fakes::Reply::slow(Duration::from_millis(1500), fakes::Reply::text(&text))]).await;
+        // The model does not answer until the test has seen the deferral.
+        let gate = fakes::Gate::default();
+        let model = openai::start([fakes::Reply::held(&gate, fakes::Reply::text(&text))]).await;
         let Some((workspace, answerer)) = examples(test, |s: &mut Settings| {
             s.openai.base_url = Some(model.base_url.clone());
             s.openai.api_key = Some(Secret::new(openai::API_KEY));
@@ -340,10 +344,12 @@ async fn long_answers_split_and_the_deferral_comes_before_a_slow_model() {
             let (bot, http) = (bot.clone(), h.http.clone());
             tokio::spawn(async move { bot.handle_interaction(&http, &slow_ask).await })
         };
-        // The deferral goes out at once, long before the model's answer (Discord allows 3 s).
-        let deferral = h.fake.wait_for("POST", &format!("/{token}/callback"), 1, Duration::from_secs(1)).await;
-        assert_eq!(deferral.len(), 1, "no deferral within a second");
+        // The deferral goes out before the model's answer (Discord allows 3 s for it): here the
+        // model answers only once the deferral has been seen.
+        let deferral = h.fake.wait_for("POST", &format!("/{token}/callback"), 1, Duration::from_secs(20)).await;
+        assert_eq!(deferral.len(), 1, "no deferral while the model was still thinking");
         assert!(h.fake.requests_to("PATCH", &token).is_empty(), "answered before the model was done?");
+        gate.open();
         let handled = task.await.expect("join");
         let (answer_id, outcome) = answered(&handled);
         assert_eq!(outcome, Outcome::Answered);
@@ -465,7 +471,7 @@ async fn a_mention_is_answered_as_a_reply_and_other_messages_are_ignored() {
             assert_eq!(bot.handle_message(&h.http, &message(json), &in_channel()).await, Handled::Ignored(reason));
         }
         assert!(h.fake.requests().is_empty(), "ignored messages caused requests: {:#?}", h.fake.requests());
-        assert!(h.log.all().is_empty());
+        assert!(h.log.all_exchanges().await.expect("log").is_empty());
 
         // A mention: a reply to the question that pings nobody, not even the asker.
         let (answer_id, _) = answered(&bot.handle_message(&h.http, &message(fixture("message_mention")), &in_channel()).await);
@@ -596,7 +602,7 @@ async fn a_new_forum_post_is_answered_in_its_thread() {
         assert_eq!(bot.handle_thread_create(&h.http, &old, BOT).await, Handled::Ignored("not a new post"));
         let elsewhere = forum_thread(Duration::from_secs(2), 6007);
         assert!(matches!(bot.handle_thread_create(&h.http, &elsewhere, BOT).await, Handled::Ignored(_)));
-        assert_eq!(h.log.all().len(), 1);
+        assert_eq!(h.log.all_exchanges().await.expect("log").len(), 1);
     })
     .await;
 }
@@ -658,7 +664,7 @@ async fn rate_limited_users_get_a_notice_ephemeral_for_ask() {
         let sent = h.fake.messages_in(2002);
         assert_eq!(sent.len(), 1);
         assert!(buttons(&sent[0]).is_empty());
-        assert_eq!(h.log.all().len(), 1, "notices are not exchanges");
+        assert_eq!(h.log.all_exchanges().await.expect("log").len(), 1, "notices are not exchanges");
     })
     .await;
 }
@@ -725,14 +731,26 @@ async fn the_gateway_delivers_events_end_to_end_and_shuts_down() {
         h.fake.dispatch("MESSAGE_CREATE", fixture("message_mention"));
         let sent = h.fake.wait_for("POST", "/channels/2002/messages", 1, Duration::from_secs(20)).await;
         assert_eq!(sent.len(), 1);
-        // Its own message, echoed back by the gateway, is ignored.
-        h.fake.dispatch("MESSAGE_CREATE", h.fake.messages_in(2002)[0].clone());
+        // Its own message, echoed back by the gateway, is ignored, even where it mentions the
+        // bot (an answer quoting the question would). A user's next mention is answered.
+        let mut echo = h.fake.messages_in(2002)[0].clone();
+        echo["content"] = json!(format!("<@3003> {}", echo["content"].as_str().unwrap_or_default()));
+        echo["mentions"] =
+            json!([{"id": "3003", "username": "supportbot", "discriminator": "0", "avatar": null, "bot": true}]);
+        h.fake.dispatch("MESSAGE_CREATE", echo);
+        let mut next = fixture("message_mention");
+        next["id"] = json!("1102");
+        h.fake.dispatch("MESSAGE_CREATE", next);
+        let sent = h.fake.wait_for("POST", "/channels/2002/messages", 2, Duration::from_secs(20)).await;
+        assert_eq!(sent.len(), 2, "the next mention was answered");
+        // Give a wrongly handled echo the time its answer would take.
+        let sent = h.fake.wait_for("POST", "/channels/2002/messages", 3, Duration::from_secs(2)).await;
+        assert_eq!(sent.len(), 2, "the bot answered its own message");
 
         shutdown.cancel();
         let stopped = tokio::time::timeout(Duration::from_secs(15), task).await.expect("stopped in time");
         stopped.expect("join").expect("the channel stopped cleanly");
-        assert_eq!(h.fake.requests_to("POST", "/channels/2002/messages").len(), 1);
-        assert_eq!(h.log.all().len(), 2);
+        assert_eq!(h.log.all_exchanges().await.expect("log").len(), 3, "the /ask and the two mentions; not the echo");
     })
     .await;
 }

@@ -62,8 +62,6 @@ const QUESTION: &str = "Explain in detail how to stop apt from upgrading a packa
 async fn generates_text_and_reports_the_length_cap() {
     let Some(path) = model_path("generates_text_and_reports_the_length_cap") else { return };
     let model = LocalModel::new(options(path)).expect("model loads");
-    assert_eq!(model.name(), "local");
-    assert_eq!(model.context_tokens(), 2048);
 
     let g = model.generate(&prompt(QUESTION, 24, 0.0)).await.expect("generation");
     assert!(!g.text.trim().is_empty(), "empty answer");
@@ -103,12 +101,10 @@ async fn streaming_matches_plain_generation_at_temperature_zero() {
     let mut stream = model.generate_stream(&prompt(QUESTION, 1900, 0.0)).await.expect("stream starts");
     stream.next().await.expect("a first piece").expect("no error");
     drop(stream);
-    let started = Instant::now();
     let next = tokio::time::timeout(Duration::from_secs(30), model.generate(&prompt(QUESTION, 4, 0.0)))
         .await
         .expect("the dropped stream released its slot");
     next.expect("generation after a dropped stream");
-    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[tokio::test]

@@ -208,11 +208,10 @@ async fn gemini_gives_up_at_once_on_a_long_rate_limit() {
     within(async {
         let server = gemini::start([gemini::rate_limited("30s"), Reply::text(ANSWER)]).await;
         let model = gemini_model(&server);
-        let started = Instant::now();
+        // Waiting the 30 s would outlast `within`; one request means it did not retry either.
         let e = model.generate(&prompt()).await.unwrap_err();
         assert_eq!(e, ModelError::RateLimited { retry_after: Some(Duration::from_secs(30)) });
         assert_eq!(server.request_count(), 1);
-        assert!(started.elapsed() < Duration::from_millis(900), "did not wait");
     })
     .await;
 }
@@ -329,11 +328,9 @@ async fn gemini_slow_server_times_out() {
         let retry = RetryPolicy { max_retries: 1, ..fast_retry() };
         let timeout = Duration::from_millis(200);
         let server = gemini::start([Reply::slow(Duration::from_secs(3), Reply::text(ANSWER))]).await;
-        let started = Instant::now();
         let e = gemini_model_with(&server, retry, timeout).generate(&prompt()).await.unwrap_err();
         assert_eq!(e, ModelError::Timeout(timeout));
         assert_eq!(server.request_count(), 2, "a timeout is retried");
-        assert!(started.elapsed() < Duration::from_secs(2));
 
         let e = gemini_model_with(&server, RetryPolicy::none(), timeout).generate_stream(&prompt()).await.err();
         assert_eq!(e, Some(ModelError::Timeout(timeout)));
@@ -452,11 +449,10 @@ async fn openai_retries_a_rate_limit_after_retry_after() {
 async fn openai_gives_up_at_once_on_a_long_rate_limit() {
     within(async {
         let server = openai::start([openai::rate_limited("30"), Reply::text(ANSWER)]).await;
-        let started = Instant::now();
+        // Waiting the 30 s would outlast `within`; one request means it did not retry either.
         let e = openai_model(&server).generate(&prompt()).await.unwrap_err();
         assert_eq!(e, ModelError::RateLimited { retry_after: Some(Duration::from_secs(30)) });
         assert_eq!(server.request_count(), 1);
-        assert!(started.elapsed() < Duration::from_millis(900), "did not wait");
     })
     .await;
 }

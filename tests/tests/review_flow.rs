@@ -372,6 +372,55 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         let resolved: Value = api(&format!("/queue/{dc_id}")).send().await.unwrap().json().await.unwrap();
         assert_eq!(resolved["status"], "resolved");
 
+        // Approving a bot answer as it stands makes it a curated answer, served verbatim from then
+        // on; rejecting one curates nothing.
+        let ask_api = |question: &'static str| {
+            let request =
+                http.post(format!("{base}/api/v1/ask")).bearer_auth(&token).json(&json!({ "question": question }));
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let curated_count = || {
+            let request = api("/curated");
+            async move {
+                let all: Value = request.send().await.unwrap().json().await.unwrap();
+                all["curated"].as_array().unwrap().len()
+            }
+        };
+        let before = curated_count().await;
+        let ports = ask_api("Which ports must be open for the Driftwood server?").await;
+        assert_eq!(ports["outcome"], "answered", "{ports}");
+        let wrong = ask_api("How do I clear the desktop client's cache?").await;
+        assert_eq!(wrong["outcome"], "answered", "{wrong}");
+        let (ports_id, wrong_id) = (ports["answer_id"].as_str().unwrap(), wrong["answer_id"].as_str().unwrap());
+        let approved: Value = http
+            .post(format!("{base}/api/v1/queue/{ports_id}/approve"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(approved["curated"]["answer"], ports["answer"], "approved as it stands: {approved}");
+        assert_eq!(approved["item"]["status"], "resolved");
+        let rejected: Value = http
+            .post(format!("{base}/api/v1/queue/{wrong_id}/reject"))
+            .bearer_auth(&token)
+            .json(&json!({ "note": "cites the wrong page" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rejected["item"]["status"], "rejected", "{rejected}");
+        assert!(rejected.get("curated").is_none());
+        assert_eq!(curated_count().await, before + 1, "only the approved answer was curated");
+        let model_calls = model.requests().len();
+        let again = ask_api("Which ports must be open for the Driftwood server?").await;
+        assert_eq!((again["outcome"].as_str(), &again["answer"]), (Some("curated"), &ports["answer"]), "{again}");
+        assert_eq!(model.requests().len(), model_calls, "no model call for a curated answer");
+
         // /metrics counts what happened.
         let text =
             http.get(format!("{base}/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap().text().await.unwrap();

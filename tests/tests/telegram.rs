@@ -13,12 +13,13 @@ use serde_json::json;
 use supportbot_bots::channel::{ChannelCore, CoreOptions};
 use supportbot_bots::telegram::{self, TelegramHandle, WEBHOOK_SECRET_HEADER};
 use supportbot_config::{Secret, SourceSettings, TelegramSettings};
-use supportbot_core::log::{AnswerLog, FeedbackKind, InMemoryAnswerLog};
+use supportbot_core::log::{AnswerLog, FeedbackKind};
+use supportbot_core::review::SqlReviewStore;
 use supportbot_tests::fakes::telegram::{
     BOT_USERNAME, BotMessage, Chat, Failure, FakeTelegram, NewMessage, Posted, TEXT_LIMIT, TOKEN, User, parse_html,
 };
 use supportbot_tests::fakes::{FakeServer, Reply, openai};
-use supportbot_tests::{Workspace, examples_answerer, examples_dir, labelled_questions, test_settings};
+use supportbot_tests::{Workspace, examples_answerer, examples_dir, labelled_questions, review_store, test_settings};
 use tokio_util::sync::CancellationToken;
 
 /// A question the examples answer from the docs (not from the FAQ).
@@ -49,7 +50,8 @@ struct Options {
 struct Harness {
     tg: FakeTelegram,
     core: Arc<ChannelCore>,
-    log: Arc<InMemoryAnswerLog>,
+    /// The review store `supportbot serve` logs to (SQLite in the workspace).
+    log: Arc<SqlReviewStore>,
     handle: Option<TelegramHandle>,
     shutdown: CancellationToken,
     _model: Option<FakeServer>,
@@ -77,7 +79,7 @@ async fn harness(test: &str, opts: Options) -> Option<Harness> {
         }
     })
     .await?;
-    let log = Arc::new(InMemoryAnswerLog::new());
+    let log = Arc::new(review_store(ws.path()).await);
     let shared_log: Arc<dyn AnswerLog> = log.clone();
     let core = Arc::new(ChannelCore::new(
         answerer,
@@ -198,7 +200,7 @@ async fn groups_are_answered_only_when_the_bot_is_addressed() {
         let exchange = h.log.exchange(&id).await.expect("log").expect("logged");
         assert_eq!(exchange.question, RESET, "the mention is not part of the question");
         assert_eq!(exchange.conversation, "telegram:-100200:2002", "group members have their own context");
-        assert_eq!(h.log.all().len(), 4);
+        assert_eq!(h.log.all_exchanges().await.expect("log").len(), 4);
 
         // Forum topics: answered in the topic; the topic is the conversation.
         let carol = User::new(3003, "Carol");
@@ -440,7 +442,7 @@ async fn a_user_over_the_rate_limit_gets_the_notice() {
         for a in &asked[..2] {
             assert_eq!(h.tg.replies_to(a)[0].callback_data().len(), 3);
         }
-        assert_eq!(h.log.all().len(), 2, "a refused question is not an exchange");
+        assert_eq!(h.log.all_exchanges().await.expect("log").len(), 2, "a refused question is not an exchange");
         h.stop().await;
     })
     .await;
@@ -649,7 +651,7 @@ async fn load_fifty_chats_at_once_and_order_within_a_chat() {
         let order: Vec<Option<i64>> =
             h.tg.bot_messages().iter().filter(|m| m.chat_id == chat.id).map(|m| m.reply_to).collect();
         assert_eq!(order, three.iter().map(|p| Some(p.message_id)).collect::<Vec<_>>(), "replies in question order");
-        assert_eq!(h.log.all().len(), 54);
+        assert_eq!(h.log.all_exchanges().await.expect("log").len(), 54);
         h.stop().await;
     })
     .await;

@@ -420,8 +420,19 @@ mod tests {
         );
         assert_eq!(message_lane(&m), Lane::Conversation(-100_123, 77));
 
+        // In a topic the bot created, every message links to the bot's creation message; that
+        // link is not a reply to the bot, so a message without a mention is ignored.
+        let mut in_bots_topic = message(group_chat(-100_123), user(8), "hi all");
+        in_bots_topic["message_thread_id"] = json!(78);
+        in_bots_topic["is_topic_message"] = json!(true);
+        in_bots_topic["reply_to_message"] = json!({"message_id": 78, "date": 1_700_000_000,
+            "chat": group_chat(-100_123),
+            "from": {"id": BOT, "is_bot": true, "first_name": "Support", "username": "Support_Bot"},
+            "forum_topic_created": {"name": "Ask here", "icon_color": 7322096},
+            "message_thread_id": 78, "is_topic_message": true});
+        assert_eq!(classify(&parse(in_bots_topic), &me()), Action::Ignore, "the topic link is not a reply to the bot");
+
         let plain = parse(message(group_chat(-100_123), user(8), "hi"));
-        assert_eq!(classify(&plain, &me()), Action::Ignore, "the topic link is not a reply to the bot");
         assert_eq!(conversation_id(&plain), "-100123:8");
         assert_eq!(delivery(&plain)["thread_id"], Value::Null);
         assert_eq!(message_lane(&plain), Lane::Conversation(-100_123, 8));

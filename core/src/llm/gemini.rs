@@ -575,7 +575,5 @@ mod tests {
         assert!(matches!(GeminiModel::new(bad_url), Err(ModelError::Unavailable(_))));
         let m = GeminiModel::new(GeminiOptions { api_key: "secret-key-1".into(), ..GeminiOptions::default() }).unwrap();
         assert!(!format!("{m:?}").contains("secret-key-1"));
-        assert_eq!(m.name(), "gemini");
-        assert_eq!(m.context_tokens(), 1_000_000);
     }
 }

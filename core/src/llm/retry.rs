@@ -386,18 +386,35 @@ mod tests {
         assert!(waits.is_empty());
     }
 
+    /// The wait between attempts lets other work on the same thread run (a blocking sleep would
+    /// stall every conversation served by that worker).
     #[tokio::test]
-    async fn run_uses_tokio_sleep() {
+    async fn run_waits_without_blocking_the_thread() {
         let p = RetryPolicy { max_retries: 1, backoff: Duration::from_millis(1), max_wait: Duration::from_secs(1) };
-        let mut calls = 0;
-        let r = p
-            .run("test", || {
-                calls += 1;
-                let result = if calls == 1 { Err(rate_limited(0.001)) } else { Ok(calls) };
-                async move { result }
-            })
-            .await;
+        let ticks = std::cell::Cell::new(0u32);
+        let done = std::cell::Cell::new(false);
+        let mut seen = Vec::new();
+        let run = async {
+            let r = p
+                .run("test", || {
+                    seen.push(ticks.get());
+                    let result = if seen.len() == 1 { Err(rate_limited(0.05)) } else { Ok(seen.len()) };
+                    async move { result }
+                })
+                .await;
+            done.set(true);
+            r
+        };
+        // Another task's work on the same thread, counted while the retry waits.
+        let ticker = async {
+            while !done.get() {
+                ticks.set(ticks.get() + 1);
+                tokio::task::yield_now().await;
+            }
+        };
+        let (r, ()) = tokio::join!(run, ticker);
         assert_eq!(r, Ok(2));
+        assert!(seen[1] > seen[0], "nothing else ran during the wait: {seen:?}");
     }
 
     #[test]

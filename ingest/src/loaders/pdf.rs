@@ -271,10 +271,20 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        // Truncated copies of a valid file must not panic either.
+        // Truncated copies of a valid file must not panic either: each is refused with a
+        // reason naming the PDF, or still yields the text it holds.
         let pdf = make_pdf(&[&["Some text here"]]);
         for cut in [20, pdf.len() / 3, pdf.len() / 2, pdf.len() - 30] {
-            let _ = load("cut.pdf", &pdf[..cut]);
+            match load("cut.pdf", &pdf[..cut]) {
+                Err(LoadError::Malformed(m)) => {
+                    assert!(m.starts_with("unreadable PDF: ") || m.starts_with("PDF has no text layer"), "{m}")
+                }
+                Err(other) => panic!("cut at {cut}: unexpected {other:?}"),
+                Ok(doc) => {
+                    let Body::Sections(s) = doc.body else { panic!("cut at {cut}: not sections") };
+                    assert!(s.iter().any(|s| s.text.contains("Some text here")), "cut at {cut}: {s:?}");
+                }
+            }
         }
     }
 

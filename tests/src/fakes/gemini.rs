@@ -280,6 +280,6 @@ fn render(request: &Recorded, reply: Reply) -> Response {
                 super::http_response(200, &[], "{\"candidates\": [{\"content\": {\"parts\": [{\"te".to_string())
             }
         }
-        Reply::Slow { then, .. } => render(request, *then),
+        Reply::Slow { then, .. } | Reply::Held { then, .. } => render(request, *then),
     }
 }

@@ -1,4 +1,5 @@
-//! Wire-level fakes of the remote language-model services (Gemini and OpenAI-compatible servers):
+//! Wire-level fakes of the remote services that cannot run here: the language-model APIs (Gemini
+//! and OpenAI-compatible servers) and the Telegram Bot API and Discord (`telegram`, `discord`):
 //! real HTTP servers on `127.0.0.1:0` that answer from a script and record every request.
 //!
 //! ```no_run
@@ -61,6 +62,37 @@ pub enum Reply {
     Malformed,
     /// Waits `delay` before giving `then` (longer than the client's timeout to test timeouts).
     Slow { delay: Duration, then: Box<Reply> },
+    /// Waits until the test opens `gate`, then gives `then`: for checking what a client does
+    /// while the model has not answered yet, without guessing how long that takes.
+    Held { gate: Gate, then: Box<Reply> },
+}
+
+/// Opened once by the test; every [`Reply::Held`] behind it waits until then.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Gate {
+    /// Lets every held reply go (now and later).
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn opened(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// How a scripted answer ends.
@@ -95,6 +127,11 @@ impl Reply {
     /// `then`, after waiting `delay`.
     pub fn slow(delay: Duration, then: Reply) -> Self {
         Self::Slow { delay, then: Box::new(then) }
+    }
+
+    /// `then`, once `gate` is opened.
+    pub fn held(gate: &Gate, then: Reply) -> Self {
+        Self::Held { gate: gate.clone(), then: Box::new(then) }
     }
 
     /// An HTTP answer with a JSON body.
@@ -259,10 +296,19 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return refusal;
     }
     let mut reply = shared.next_reply();
-    while let Reply::Slow { delay, then } = reply {
-        tokio::time::sleep(delay).await;
-        reply = *then;
-    }
+    let reply = loop {
+        reply = match reply {
+            Reply::Slow { delay, then } => {
+                tokio::time::sleep(delay).await;
+                *then
+            }
+            Reply::Held { gate, then } => {
+                gate.opened().await;
+                *then
+            }
+            ready => break ready,
+        };
+    };
     (shared.protocol.render)(&recorded, reply)
 }
 

@@ -216,6 +216,6 @@ fn render(request: &Recorded, reply: Reply) -> Response {
                 super::http_response(200, &[], "{\"choices\": [{\"message\": ".to_string())
             }
         }
-        Reply::Slow { then, .. } => render(request, *then),
+        Reply::Slow { then, .. } | Reply::Held { then, .. } => render(request, *then),
     }
 }
