@@ -13,12 +13,12 @@ Reads the chunks written by `supportbot-ingest --export-chunks FILE` (JSON lines
 - mean pooling over the attention mask, then L2 normalisation.
 
 Batching: texts are sorted by length before batching, so that padding (every text of a batch is
-padded to the longest) wastes little compute. The Rust embedder does the same (it sorts by byte
-length within each embedding call of >= 64 chunks); the reference sorts all texts by token count
+padded to the longest) wastes little compute. The Rust embedder does the same (it sorts by token
+count within each embedding call of >= 512 chunks); the reference sorts all texts by token count
 (--order tokens, the default), which is the best a reference can do, so the Rust side is compared
 against the reference at its best, not against a handicapped one. --order rust reproduces the Rust
-grouping exactly (documents in file order, grouped until >= 64 chunks, sorted by UTF-8 byte
-length inside each group); --order none keeps file order.
+grouping exactly (documents in file order, grouped until >= 512 chunks, sorted by token count
+inside each group); --order none keeps file order.
 
 Token count: the sum of the JSONL `tokens` field (model tokens without [CLS]/[SEP]), the same
 number the Rust ingest reports as `tokens`. Tokens/s = tokens / (tokenization + inference +
@@ -44,7 +44,7 @@ from tokenizers import Tokenizer
 
 # The Rust pipeline embeds documents in groups of at least this many chunks
 # (ingest/src/pipeline.rs, GROUP_CHUNKS); used by --order rust.
-RUST_GROUP_CHUNKS = 64
+RUST_GROUP_CHUNKS = 512
 
 
 def parse_args() -> argparse.Namespace:
@@ -145,7 +145,7 @@ def batches_in_order(rows: list[dict], order: str, batch_size: int) -> list[list
             cur.append(i)
         if cur:
             groups.append(cur)
-        groups = [sorted(g, key=lambda i: len(rows[i]["embed_text"].encode("utf-8"))) for g in groups]
+        groups = [sorted(g, key=lambda i: rows[i]["tokens"]) for g in groups]
     return [g[k : k + batch_size] for g in groups for k in range(0, len(g), batch_size)]
 
 
