@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use figment::providers::Serialized;
 use figment::value::{Dict, Map, Value};
@@ -43,7 +43,8 @@ pub fn data_dir(var: impl Fn(&str) -> Option<OsString>) -> PathBuf {
     if let Some(d) = set("SUPPORTBOT_DATA") {
         return PathBuf::from(d);
     }
-    match set("XDG_DATA_HOME") {
+    // The XDG rules ignore a relative XDG_DATA_HOME, as scripts/setup does.
+    match set("XDG_DATA_HOME").filter(|d| Path::new(d).is_absolute()) {
         Some(d) => PathBuf::from(d).join("supportbot"),
         None => PathBuf::from(var("HOME").unwrap_or_default()).join(".local/share/supportbot"),
     }
@@ -247,8 +248,6 @@ fn nest(segments: &[String], value: Value) -> Dict {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     fn example_path() -> PathBuf {
@@ -266,6 +265,8 @@ mod tests {
         assert_eq!(data_dir(vars(&xdg)), Path::new("/xdg/supportbot"));
         let chosen = [("HOME", "/home/a"), ("XDG_DATA_HOME", "/xdg"), ("SUPPORTBOT_DATA", "/opt/sb")];
         assert_eq!(data_dir(vars(&chosen)), Path::new("/opt/sb"), "SUPPORTBOT_DATA wins, as in scripts/setup");
+        let relative = [("HOME", "/home/a"), ("XDG_DATA_HOME", "share")];
+        assert_eq!(data_dir(vars(&relative)), Path::new("/home/a/.local/share/supportbot"), "relative is ignored");
         let empty = [("HOME", "/home/a"), ("XDG_DATA_HOME", ""), ("SUPPORTBOT_DATA", "")];
         assert_eq!(data_dir(vars(&empty)), Path::new("/home/a/.local/share/supportbot"), "empty means unset");
     }

@@ -122,8 +122,12 @@ mod tests {
     }
 
     #[test]
-    fn answer_ids_fit_telegram_callback_data() {
+    fn answer_ids_are_32_hex_digits_and_unique() {
+        // 32 characters keep the feedback buttons' callback data within Telegram's 64 bytes
+        // (checked with the real encoding in the channel's feedback module).
         let id = new_answer_id();
         assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert_ne!(id, new_answer_id());
     }
 }

@@ -338,6 +338,16 @@ async fn an_operator_corrects_an_abstention_in_the_browser_and_the_bot_serves_it
             .await
             .expect("get");
         assert_eq!((r.status().is_redirection(), location(&r)), (true, "/login"), "an expired session");
+        // The same cookie for a session still valid opens the queue (the control).
+        let valid = "a-valid-session-token";
+        review.create_session(&token_hash(valid), OPERATOR, "csrf", now_secs() + 3600).await.expect("session");
+        let r = http
+            .get(format!("{base}/queue"))
+            .header("cookie", format!("{SESSION_COOKIE}={valid}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::OK, "a valid session");
 
         let driver = Chromedriver::start(&driver_program).await;
         let console = Console { browser: driver.browser().await, base: base.clone() };

@@ -348,7 +348,6 @@ async fn long_answers_split_and_the_deferral_comes_before_a_slow_model() {
         // model answers only once the deferral has been seen.
         let deferral = h.fake.wait_for("POST", &format!("/{token}/callback"), 1, Duration::from_secs(20)).await;
         assert_eq!(deferral.len(), 1, "no deferral while the model was still thinking");
-        assert!(h.fake.requests_to("PATCH", &token).is_empty(), "answered before the model was done?");
         gate.open();
         let handled = task.await.expect("join");
         let (answer_id, outcome) = answered(&handled);

@@ -187,6 +187,9 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
+/// Keys (accounts, addresses) the sign-in limiter keeps counters for before it prunes.
+const MAX_TRACKED_KEYS: usize = 50_000;
+
 /// Limits sign-in attempts per account and per client address (sliding window).
 #[derive(Debug)]
 pub struct LoginLimiter {
@@ -204,8 +207,18 @@ impl LoginLimiter {
     pub fn failed(&self, keys: &[&str]) {
         let now = Instant::now();
         if let Ok(mut a) = self.attempts.lock() {
-            if a.len() > 50_000 {
-                a.clear();
+            if a.len() > MAX_TRACKED_KEYS {
+                // Bounded memory: forget expired counters, then those that block nobody yet. A
+                // flood of guesses at many names must not reset the accounts it has locked.
+                a.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= self.window));
+                if a.len() > MAX_TRACKED_KEYS {
+                    a.retain(|_, q| q.len() >= self.max);
+                }
+                // Only more than MAX_TRACKED_KEYS locked keys within one window (each lock costs
+                // `max` password checks) get here; the bound wins.
+                if a.len() > MAX_TRACKED_KEYS {
+                    a.clear();
+                }
             }
             for k in keys {
                 a.entry((*k).to_string()).or_default().push_back(now);
@@ -285,5 +298,18 @@ mod tests {
         assert!(l.blocked(&["user:ana"]));
         assert!(l.blocked(&["ip:1.2.3.4"]));
         assert!(!l.blocked(&["user:bob"]));
+    }
+
+    #[test]
+    fn a_flood_of_other_names_does_not_unlock_an_account() {
+        let l = LoginLimiter::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            l.failed(&["user:ana"]);
+        }
+        for i in 0..=MAX_TRACKED_KEYS {
+            l.failed(&[format!("user:guess{i}").as_str()]);
+        }
+        assert!(l.blocked(&["user:ana"]), "the locked account was reset by the flood");
+        assert!(l.attempts.lock().unwrap().len() <= MAX_TRACKED_KEYS, "memory stays bounded");
     }
 }

@@ -280,6 +280,8 @@ fn render(request: &Recorded, reply: Reply) -> Response {
                 super::http_response(200, &[], "{\"candidates\": [{\"content\": {\"parts\": [{\"te".to_string())
             }
         }
-        Reply::Slow { then, .. } | Reply::Held { then, .. } => render(request, *then),
+        Reply::Slow { then, .. } | Reply::Held { then, .. } | Reply::PausedStream { then, .. } => {
+            render(request, *then)
+        }
     }
 }

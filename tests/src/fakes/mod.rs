@@ -65,6 +65,15 @@ pub enum Reply {
     /// Waits until the test opens `gate`, then gives `then`: for checking what a client does
     /// while the model has not answered yet, without guessing how long that takes.
     Held { gate: Gate, then: Box<Reply> },
+    /// Streams the first `events` events of `then` (to a streaming request), then waits until
+    /// `gate` opens before sending the rest: for checking that a client hands out pieces as
+    /// they arrive.
+    PausedStream { events: usize, gate: Gate, then: Box<Reply> },
+}
+
+tokio::task_local! {
+    /// The pause of a [`Reply::PausedStream`] being rendered: (events before it, gate).
+    static PAUSE: Option<(usize, Gate)>;
 }
 
 /// Opened once by the test; every [`Reply::Held`] behind it waits until then.
@@ -132,6 +141,11 @@ impl Reply {
     /// `then`, once `gate` is opened.
     pub fn held(gate: &Gate, then: Reply) -> Self {
         Self::Held { gate: gate.clone(), then: Box::new(then) }
+    }
+
+    /// `then` streamed up to `events` events, the rest once `gate` is opened.
+    pub fn paused_stream(events: usize, gate: &Gate, then: Reply) -> Self {
+        Self::PausedStream { events, gate: gate.clone(), then: Box::new(then) }
     }
 
     /// An HTTP answer with a JSON body.
@@ -296,8 +310,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return refusal;
     }
     let mut reply = shared.next_reply();
+    let mut pause = None;
     let reply = loop {
         reply = match reply {
+            Reply::PausedStream { events, gate, then } => {
+                pause = Some((events, gate));
+                *then
+            }
             Reply::Slow { delay, then } => {
                 tokio::time::sleep(delay).await;
                 *then
@@ -309,7 +328,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             ready => break ready,
         };
     };
-    (shared.protocol.render)(&recorded, reply)
+    PAUSE.sync_scope(pause, || (shared.protocol.render)(&recorded, reply))
 }
 
 /// A JSON response.
@@ -338,10 +357,18 @@ pub(crate) fn http_response(status: u16, headers: &[(String, String)], body: Str
 /// middle (possibly inside a UTF-8 character) and with part of its separator held back until the
 /// next write.
 pub(crate) fn sse_response(events: &[String], separator: &str) -> Response {
-    let chunks = sse_chunks(events, separator);
-    let stream = futures::stream::iter(chunks).then(|chunk| async move {
-        tokio::time::sleep(CHUNK_DELAY).await;
-        Ok::<_, Infallible>(chunk)
+    let pause = PAUSE.try_with(Clone::clone).ok().flatten();
+    let (chunks, pause_at) = sse_chunks(events, separator, pause.as_ref().map(|(n, _)| *n));
+    let gate = pause.map(|(_, gate)| gate);
+    let stream = futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| {
+        let gate = gate.clone().filter(|_| Some(i) == pause_at);
+        async move {
+            if let Some(gate) = gate {
+                gate.opened().await;
+            }
+            tokio::time::sleep(CHUNK_DELAY).await;
+            Ok::<_, Infallible>(chunk)
+        }
     });
     let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -349,10 +376,23 @@ pub(crate) fn sse_response(events: &[String], separator: &str) -> Response {
     response
 }
 
-fn sse_chunks(events: &[String], separator: &str) -> Vec<Bytes> {
+/// The chunks of an SSE body, and with `pause_before` = Some(n), the index of the first chunk
+/// after the n-th event is complete (separator included), where a paused stream waits.
+fn sse_chunks(events: &[String], separator: &str, pause_before: Option<usize>) -> (Vec<Bytes>, Option<usize>) {
+    if let Some(n) = pause_before {
+        // A pause after the last event would never hold anything back: a test bug.
+        assert!(n < events.len(), "a paused stream of {} events cannot pause after {n}", events.len());
+    }
     let mut chunks = Vec::new();
     let mut carry: Vec<u8> = Vec::new();
+    let mut pause_at = None;
     for (i, event) in events.iter().enumerate() {
+        if pause_before == Some(i) {
+            if !carry.is_empty() {
+                chunks.push(Bytes::from(std::mem::take(&mut carry)));
+            }
+            pause_at = Some(chunks.len());
+        }
         let full = format!("data: {event}{separator}").into_bytes();
         // Hold back 1..len-1 bytes of the separator (rotating), so "\r\n\r\n" is cut after its
         // first, second or third byte.
@@ -368,7 +408,7 @@ fn sse_chunks(events: &[String], separator: &str) -> Vec<Bytes> {
     if !carry.is_empty() {
         chunks.push(Bytes::from(carry));
     }
-    chunks
+    (chunks, pause_at)
 }
 
 #[cfg(test)]
@@ -389,11 +429,18 @@ mod tests {
     #[test]
     fn sse_chunks_split_events_and_separators() {
         let events = vec!["{\"a\":\"é\"}".to_string(), "{\"b\":2}".to_string(), "{\"c\":3}".to_string()];
-        let chunks = sse_chunks(&events, "\r\n\r\n");
+        let (chunks, pause) = sse_chunks(&events, "\r\n\r\n", None);
+        assert_eq!(pause, None);
         let joined: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
         assert_eq!(joined, b"data: {\"a\":\"\xC3\xA9\"}\r\n\r\ndata: {\"b\":2}\r\n\r\ndata: {\"c\":3}\r\n\r\n");
         assert!(chunks.len() >= 6);
         // No chunk but the last ends with a complete separator.
         assert!(chunks[..chunks.len() - 1].iter().all(|c| !c.ends_with(b"\r\n\r\n")));
+
+        // A pause before the second event comes after the first one's whole separator.
+        let (paused, at) = sse_chunks(&events, "\r\n\r\n", Some(1));
+        let before: Vec<u8> = paused[..at.expect("a pause")].iter().flat_map(|c| c.to_vec()).collect();
+        assert_eq!(before, b"data: {\"a\":\"\xC3\xA9\"}\r\n\r\n");
+        assert_eq!(paused.iter().flat_map(|c| c.to_vec()).collect::<Vec<u8>>(), joined);
     }
 }
