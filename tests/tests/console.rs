@@ -328,25 +328,18 @@ async fn an_operator_corrects_an_abstention_in_the_browser_and_the_bot_serves_it
         let r = sign_in(OPERATOR, PASSWORD, "198.51.100.7").await;
         assert!(r.is_redirection(), "a good sign-in elsewhere: {r}");
 
-        // A session past its expiry opens nothing.
-        let expired = "an-expired-session-token";
-        review.create_session(&token_hash(expired), OPERATOR, "csrf", now_secs() - 1).await.expect("session");
-        let r = http
-            .get(format!("{base}/queue"))
-            .header("cookie", format!("{SESSION_COOKIE}={expired}"))
-            .send()
-            .await
-            .expect("get");
+        // A session past its expiry opens nothing; the same cookie for a session still valid
+        // opens the queue (the control).
+        let queue_with_session = |token: &'static str, expires_at: i64| {
+            let (review, request) = (review.clone(), http.get(format!("{base}/queue")));
+            async move {
+                review.create_session(&token_hash(token), OPERATOR, "csrf", expires_at).await.expect("session");
+                request.header("cookie", format!("{SESSION_COOKIE}={token}")).send().await.expect("get")
+            }
+        };
+        let r = queue_with_session("an-expired-session-token", now_secs() - 1).await;
         assert_eq!((r.status().is_redirection(), location(&r)), (true, "/login"), "an expired session");
-        // The same cookie for a session still valid opens the queue (the control).
-        let valid = "a-valid-session-token";
-        review.create_session(&token_hash(valid), OPERATOR, "csrf", now_secs() + 3600).await.expect("session");
-        let r = http
-            .get(format!("{base}/queue"))
-            .header("cookie", format!("{SESSION_COOKIE}={valid}"))
-            .send()
-            .await
-            .expect("get");
+        let r = queue_with_session("a-valid-session-token", now_secs() + 3600).await;
         assert_eq!(r.status(), StatusCode::OK, "a valid session");
 
         let driver = Chromedriver::start(&driver_program).await;

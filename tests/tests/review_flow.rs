@@ -161,6 +161,12 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         // ... and asks for a person.
         tg.press(&ann, chat.id, reply.message_id, &human);
         let api = |path: &str| http.get(format!("{base}/api/v1{path}")).bearer_auth(&token);
+        // POSTs `body` to the API and reads the JSON answer.
+        let post_api = |path: &str, body: Value| {
+            let request = http.post(format!("{base}/api/v1{path}")).bearer_auth(&token).json(&body);
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let ask_api = |question: &str| post_api("/ask", json!({ "question": question }));
 
         // The exchange is in the queue, for abstaining and for the request for a human.
         let item: Value = eventually("the human request in the queue", || {
@@ -259,16 +265,7 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         assert!(served.visible_text().contains(CORRECTION), "the correction is served: {}", served.visible_text());
         assert_eq!(model.requests().len(), model_calls, "no model call for a curated answer");
         // The same through the API's ask, with the outcome spelled out.
-        let asked_api: Value = http
-            .post(format!("{base}/api/v1/ask"))
-            .bearer_auth(&token)
-            .json(&json!({ "question": "Can I move my Outlook contacts to Gmail?" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let asked_api = ask_api("Can I move my Outlook contacts to Gmail?").await;
         assert_eq!(asked_api["outcome"], "curated");
         assert_eq!(asked_api["answer"], CORRECTION);
         assert_eq!(model.requests().len(), model_calls, "still no model call");
@@ -278,16 +275,7 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         let retired =
             http.post(format!("{base}/api/v1/curated/{cid}/retire")).bearer_auth(&token).send().await.unwrap();
         assert_eq!(retired.status(), 200);
-        let after: Value = http
-            .post(format!("{base}/api/v1/ask"))
-            .bearer_auth(&token)
-            .json(&json!({ "question": OUTLOOK }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let after = ask_api(OUTLOOK).await;
         assert_ne!(after["outcome"], "curated", "a retired curated answer is not served: {after}");
 
         // Discord: a mention is answered; the operator's reply goes to the same channel as a
@@ -374,11 +362,6 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
 
         // Approving a bot answer as it stands makes it a curated answer, served verbatim from then
         // on; rejecting one curates nothing.
-        let ask_api = |question: &'static str| {
-            let request =
-                http.post(format!("{base}/api/v1/ask")).bearer_auth(&token).json(&json!({ "question": question }));
-            async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-        };
         let curated_count = || {
             let request = api("/curated");
             async move {
@@ -392,27 +375,10 @@ async fn questions_enter_the_queue_replies_reach_the_chat_and_corrections_are_se
         let wrong = ask_api("How do I clear the desktop client's cache?").await;
         assert_eq!(wrong["outcome"], "answered", "{wrong}");
         let (ports_id, wrong_id) = (ports["answer_id"].as_str().unwrap(), wrong["answer_id"].as_str().unwrap());
-        let approved: Value = http
-            .post(format!("{base}/api/v1/queue/{ports_id}/approve"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let approved = post_api(&format!("/queue/{ports_id}/approve"), json!({})).await;
         assert_eq!(approved["curated"]["answer"], ports["answer"], "approved as it stands: {approved}");
         assert_eq!(approved["item"]["status"], "resolved");
-        let rejected: Value = http
-            .post(format!("{base}/api/v1/queue/{wrong_id}/reject"))
-            .bearer_auth(&token)
-            .json(&json!({ "note": "cites the wrong page" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rejected = post_api(&format!("/queue/{wrong_id}/reject"), json!({ "note": "cites the wrong page" })).await;
         assert_eq!(rejected["item"]["status"], "rejected", "{rejected}");
         assert_eq!(curated_count().await, before + 1, "only the approved answer was curated");
         let model_calls = model.requests().len();

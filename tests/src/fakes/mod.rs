@@ -76,7 +76,8 @@ tokio::task_local! {
     static PAUSE: Option<(usize, Gate)>;
 }
 
-/// Opened once by the test; every [`Reply::Held`] behind it waits until then.
+/// Opened once by the test; every [`Reply::Held`] and [`Reply::PausedStream`] behind it waits
+/// until then.
 #[derive(Debug, Clone)]
 pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
 
