@@ -4,5 +4,6 @@
 pub mod chunker;
 pub mod cli;
 pub mod loaders;
+pub mod memory;
 pub mod pipeline;
 pub mod sync;
