@@ -1,6 +1,7 @@
-//! The ingest run: scan each source root, plan the sync against the index, load and chunk what
-//! is new or changed, embed it in batches off the async runtime, and write it so that a crash at
-//! any point leaves an index that opens and a rerun that completes the job.
+//! The ingest run: scan each source root, plan the sync against the index, then stream what is
+//! new or changed through load, chunk, embed (in groups, off the async runtime) and write, so that
+//! memory stays bounded by a group rather than the root, and a crash at any point leaves an index
+//! that opens and a rerun that completes the job.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,9 @@ use crate::sync::{self, Plan, Scanned};
 /// Chunks embedded together. The embedder sorts a group by token count before cutting it into
 /// batches, and a batch is padded to its longest input: the larger the group, the less compute
 /// goes to padding (on the LibreOffice task pages, in batches of 16: 5.6% of the padded tokens
-/// with groups of 64, 0.9% with 512; sorting by bytes instead of tokens: 9%). Documents are still
-/// written, and completed, one by one after their group is embedded.
+/// with groups of 64, 0.9% with 512; sorting by bytes instead of tokens: 9%). A group is also the
+/// unit of memory: files are read and parsed only when their group is being filled. Documents are
+/// still written, and completed, one by one after their group is embedded.
 const GROUP_CHUNKS: usize = 512;
 
 /// A named root of documents.
@@ -91,11 +93,12 @@ pub struct Services<'a> {
     pub compatibility: Option<Compatibility>,
 }
 
-/// A file of a root that was read and hashed.
+/// A file of a root that was hashed. Its bytes are not kept: they are read again when (and if)
+/// the file is loaded.
 struct FileEntry {
     source: String,
+    path: PathBuf,
     format: loaders::Format,
-    bytes: Vec<u8>,
     hash: String,
 }
 
@@ -166,12 +169,21 @@ fn scan(root: &RootSpec, max_bytes: u64, failures: &mut Vec<Failure>) -> anyhow:
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let hash = content_hash(&bytes, &root.tags);
-                out.push(FileEntry { source, format, bytes, hash });
+                out.push(FileEntry { source, path, format, hash });
             }
             Err(e) => failures.push(fail(format!("unreadable: {e}"))),
         }
     }
     Ok(out)
+}
+
+/// Reads and parses a scanned file. The hash returned is that of the bytes parsed: if the file
+/// changed since the scan, the index records what it actually holds, and the next run syncs again.
+fn load_file(root: &RootSpec, f: &FileEntry) -> Result<(Document, String), String> {
+    let bytes = std::fs::read(&f.path).map_err(|e| format!("unreadable: {e}"))?;
+    let hash = content_hash(&bytes, &root.tags);
+    let doc = loaders::load(&f.source, f.format, &bytes).map_err(|e| e.to_string())?;
+    Ok((doc, hash))
 }
 
 /// Checks the index against the model and chunker in use, initialising an empty index.
@@ -226,20 +238,18 @@ pub fn export_chunks(
     let mut failures = Vec::new();
     for root in roots {
         for f in scan(root, max_file_bytes, &mut failures)? {
-            match loaders::load(&f.source, f.format, &f.bytes) {
-                Ok(doc) => out.extend(chunker.chunk(&root.name, &doc, &root.tags, &f.hash).into_iter().map(|c| {
-                    ExportedChunk {
+            match load_file(root, &f) {
+                Ok((doc, hash)) => {
+                    out.extend(chunker.chunk(&root.name, &doc, &root.tags, &hash).into_iter().map(|c| ExportedChunk {
                         root: root.name.clone(),
                         citation: c.chunk.citation(),
                         kind: c.chunk.kind.as_str(),
                         language: c.chunk.language,
                         embed_text: c.chunk.embed_text,
                         tokens: c.chunk.tokens as usize,
-                    }
-                })),
-                Err(e) => {
-                    failures.push(Failure { root: root.name.clone(), path: f.source.clone(), reason: e.to_string() })
+                    }))
                 }
+                Err(reason) => failures.push(Failure { root: root.name.clone(), path: f.source.clone(), reason }),
             }
         }
     }
@@ -282,43 +292,53 @@ pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOpt
             files.iter().map(|f| Scanned { source: f.source.clone(), content_hash: f.hash.clone() }).collect();
         let mut plan = sync::plan(&scanned, &failed_sources, &indexed, &with_chunks);
 
-        // Parse what is new or changed; a file that fails keeps whatever the index holds.
-        let to_load: BTreeSet<&str> = plan.added.iter().chain(&plan.changed).map(String::as_str).collect();
-        let mut pending = Vec::new();
-        for f in files.iter().filter(|f| to_load.contains(f.source.as_str())) {
-            let replace = plan.changed.contains(&f.source);
-            match loaders::load(&f.source, f.format, &f.bytes) {
-                Ok(doc) => {
-                    let chunks = match services.chunker {
-                        Some(c) => c.chunk(&root.name, &doc, &root.tags, &f.hash),
-                        None => Vec::new(),
-                    };
-                    if services.chunker.is_some() && chunks.is_empty() {
-                        failures.push(Failure {
-                            root: root.name.clone(),
-                            path: f.source.clone(),
-                            reason: "no text to index".into(),
-                        });
-                        continue;
-                    }
-                    pending.push(Pending { doc, hash: f.hash.clone(), chunks, replace });
+        // Stream what is new or changed through load, chunk, embed and write; a file that fails
+        // keeps whatever the index holds.
+        let to_load: Vec<&FileEntry> = {
+            let wanted: BTreeSet<&str> = plan.added.iter().chain(&plan.changed).map(String::as_str).collect();
+            files.iter().filter(|f| wanted.contains(f.source.as_str())).collect()
+        };
+        let changed: BTreeSet<&str> = plan.changed.iter().map(String::as_str).collect();
+        let mut writer = if opts.dry_run {
+            None
+        } else {
+            let store = services.store.clone().ok_or_else(|| anyhow::anyhow!("no index to write to"))?;
+            let embedder = services.embedder.clone().ok_or_else(|| anyhow::anyhow!("no embedder"))?;
+            for source in &plan.removed {
+                store.remove_document(&root.name, source).await?;
+            }
+            Some(GroupWriter::new(store, embedder, &root.name, to_load.len(), opts.progress))
+        };
+        for f in to_load {
+            let fail = |reason: String| Failure { root: root.name.clone(), path: f.source.clone(), reason };
+            let (doc, hash) = match load_file(root, f) {
+                Ok(loaded) => loaded,
+                Err(reason) => {
+                    failures.push(fail(reason));
+                    continue;
                 }
-                Err(e) => {
-                    failures.push(Failure { root: root.name.clone(), path: f.source.clone(), reason: e.to_string() })
-                }
+            };
+            let chunks = match services.chunker {
+                Some(c) => c.chunk(&root.name, &doc, &root.tags, &hash),
+                None => Vec::new(),
+            };
+            if services.chunker.is_some() && chunks.is_empty() {
+                failures.push(fail("no text to index".into()));
+                continue;
+            }
+            if let Some(w) = writer.as_mut() {
+                let replace = changed.contains(f.source.as_str());
+                w.push(Pending { doc, hash, chunks, replace }).await?;
             }
         }
+        drop(changed);
         let failed_now: BTreeSet<&str> = failures.iter().map(|f| f.path.as_str()).collect();
         plan.added.retain(|s| !failed_now.contains(s.as_str()));
         plan.changed.retain(|s| !failed_now.contains(s.as_str()));
 
-        if !opts.dry_run {
-            let store = services.store.as_ref().ok_or_else(|| anyhow::anyhow!("no index to write to"))?;
-            let embedder = services.embedder.as_ref().ok_or_else(|| anyhow::anyhow!("no embedder"))?;
-            for source in &plan.removed {
-                store.remove_document(&root.name, source).await?;
-            }
-            let written = write_documents(store.as_ref(), embedder, &root.name, pending, opts.progress).await?;
+        if let Some(writer) = writer {
+            let store = writer.store.clone();
+            let written = writer.finish().await?;
             summary.chunks += written.chunks;
             summary.tokens += written.tokens;
             summary.embed_seconds += written.embed_seconds;
@@ -359,48 +379,85 @@ pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOpt
     Ok(summary)
 }
 
-/// What `write_documents` wrote.
+/// What a `GroupWriter` wrote.
 struct Written {
     chunks: usize,
     tokens: usize,
     embed_seconds: f64,
 }
 
-/// Embeds and writes documents group by group.
-async fn write_documents(
-    store: &dyn KnowledgeStore,
-    embedder: &Arc<dyn Embedder>,
-    root: &str,
-    pending: Vec<Pending>,
-    progress: bool,
-) -> anyhow::Result<Written> {
-    let total_chunks: usize = pending.iter().map(|p| p.chunks.len()).sum();
-    let bar = if progress && total_chunks > 0 {
-        let bar = ProgressBar::new(total_chunks as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} chunks, {per_sec}, eta {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(root.to_string());
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let (mut chunks_written, mut tokens, mut embed_seconds) = (0, 0, 0.0);
-    let mut group: Vec<Pending> = Vec::new();
-    let mut group_chunks = 0;
-    let mut iter = pending.into_iter().peekable();
-    while let Some(p) = iter.next() {
-        group_chunks += p.chunks.len();
-        group.push(p);
-        if group_chunks < GROUP_CHUNKS && iter.peek().is_some() {
-            continue;
+/// Collects documents of one root into groups of about `GROUP_CHUNKS` chunks, and embeds and
+/// writes each group as soon as it is full.
+struct GroupWriter {
+    store: Arc<dyn KnowledgeStore>,
+    embedder: Arc<dyn Embedder>,
+    root: String,
+    group: Vec<Pending>,
+    group_chunks: usize,
+    bar: ProgressBar,
+    written: Written,
+}
+
+impl GroupWriter {
+    /// A writer for `documents` documents of `root`.
+    fn new(
+        store: Arc<dyn KnowledgeStore>,
+        embedder: Arc<dyn Embedder>,
+        root: &str,
+        documents: usize,
+        progress: bool,
+    ) -> Self {
+        let bar = if progress && documents > 0 {
+            let bar = ProgressBar::new(documents as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} documents, eta {eta} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(root.to_string());
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        GroupWriter {
+            store,
+            embedder,
+            root: root.to_string(),
+            group: Vec::new(),
+            group_chunks: 0,
+            bar,
+            written: Written { chunks: 0, tokens: 0, embed_seconds: 0.0 },
         }
+    }
+
+    /// Adds a document; writes the group when it is full.
+    async fn push(&mut self, p: Pending) -> anyhow::Result<()> {
+        self.group_chunks += p.chunks.len();
+        self.group.push(p);
+        if self.group_chunks >= GROUP_CHUNKS {
+            self.write_group().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and reports what was written.
+    async fn finish(mut self) -> anyhow::Result<Written> {
+        self.write_group().await?;
+        self.bar.finish_and_clear();
+        Ok(self.written)
+    }
+
+    /// Embeds the group, then writes and completes its documents one by one.
+    async fn write_group(&mut self) -> anyhow::Result<()> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.group);
+        self.group_chunks = 0;
         let texts: Vec<String> =
             group.iter().flat_map(|p| p.chunks.iter().map(|c| c.chunk.embed_text.clone())).collect();
         let sizes: Vec<usize> = group.iter().flat_map(|p| p.chunks.iter().map(PreparedChunk::tokens)).collect();
-        let e = embedder.clone();
+        let e = self.embedder.clone();
         let embed_started = Instant::now();
         let vectors = tokio::task::spawn_blocking(move || e.embed_documents_sized(&texts, &sizes)).await??;
         // CJK passages also get the multilingual model's vector, when there is one.
@@ -408,27 +465,28 @@ async fn write_documents(
             .iter()
             .flat_map(|p| p.chunks.iter().map(|c| (c.chunk.embed_text.clone(), c.chunk.language.clone())))
             .collect();
-        let e = embedder.clone();
+        let e = self.embedder.clone();
         let mut multilingual =
             tokio::task::spawn_blocking(move || multilingual_vectors(e.as_ref(), &labelled)).await??.into_iter();
-        embed_seconds += embed_started.elapsed().as_secs_f64();
+        self.written.embed_seconds += embed_started.elapsed().as_secs_f64();
         let mut vectors = vectors.into_iter();
-        for p in group.drain(..) {
-            bar.set_message(p.doc.source.clone());
+        let root = self.root.as_str();
+        for p in group {
+            self.bar.set_message(p.doc.source.clone());
             if p.replace {
-                store.remove_document(root, &p.doc.source).await?;
+                self.store.remove_document(root, &p.doc.source).await?;
             }
             let n = p.chunks.len();
             let mut stored = Vec::with_capacity(n);
             for c in p.chunks {
                 let dense = vectors.next().ok_or_else(|| anyhow::anyhow!("embedder returned too few vectors"))?;
-                tokens += c.tokens();
+                self.written.tokens += c.tokens();
                 let multilingual = multilingual.next().flatten();
                 stored.push(StoredChunk { chunk: c.chunk, dense, multilingual, lexical_text: c.lexical_text });
             }
-            store.upsert_chunks(stored).await?;
+            self.store.upsert_chunks(stored).await?;
             // Only now is the document complete: a crash before this line makes the next run redo it.
-            store
+            self.store
                 .complete_document(&DocRecord {
                     root: root.to_string(),
                     source: p.doc.source.clone(),
@@ -439,13 +497,11 @@ async fn write_documents(
                     indexed_at: now_rfc3339(),
                 })
                 .await?;
-            chunks_written += n;
-            bar.inc(n as u64);
+            self.written.chunks += n;
+            self.bar.inc(1);
         }
-        group_chunks = 0;
+        Ok(())
     }
-    bar.finish_and_clear();
-    Ok(Written { chunks: chunks_written, tokens, embed_seconds })
 }
 
 #[cfg(test)]
