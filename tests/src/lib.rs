@@ -6,9 +6,13 @@ pub mod fakes;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Root of the repository.
+/// Root of the repository. Cargo sets `CARGO_MANIFEST_DIR` when it runs a test, and that is read
+/// first: cargo reuses a test binary built in another checkout sharing the target directory, and
+/// the path compiled in would then point into that other checkout.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    dir.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The sample knowledge base.

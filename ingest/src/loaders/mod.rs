@@ -683,7 +683,11 @@ mod tests {
     }
 
     fn repo_dir(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+        // Read at run time: cargo reuses a test binary built in another checkout of the same
+        // target directory, and a path compiled in would point into that checkout.
+        let dir =
+            std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+        dir.join("..").join(rel)
     }
 
     /// Every file of the example knowledge base loads. The source roots are the
