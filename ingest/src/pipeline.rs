@@ -265,7 +265,7 @@ struct Pending {
 }
 
 /// Runs a sync of `roots`.
-pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOptions) -> anyhow::Result<Summary> {
+pub async fn ingest(roots: &[RootSpec], mut services: Services<'_>, opts: &IngestOptions) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let mut summary = Summary { dry_run: opts.dry_run, ..Default::default() };
     let mut meta = match (&services.store, &services.compatibility, opts.dry_run) {
@@ -367,6 +367,10 @@ pub async fn ingest(roots: &[RootSpec], services: Services<'_>, opts: &IngestOpt
         summary.failures.extend(failures);
         summary.roots.push(RootSummary { name: root.name.clone(), path: root.path.display().to_string(), plan });
     }
+    // The models are done with: their memory (weights, ONNX Runtime's working memory) goes back to
+    // the system before the optimisation maps the index's files, so the two do not add up.
+    drop(services.embedder.take());
+    crate::memory::release_free_memory();
     if !opts.dry_run && (summary.chunks > 0 || summary.removed > 0 || summary.changed > 0) {
         // Every document is complete by now: an interrupted optimisation loses nothing.
         if let Some(store) = services.store.as_ref() {
