@@ -74,11 +74,15 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn freed_memory_goes_back_to_the_system() {
-        // 64 MB in blocks small enough to come from the heap rather than their own mappings.
+        // 64 MB in blocks small enough to come from the heap rather than their own mappings,
+        // then a block above them, so that freeing them leaves a hole that `free` itself cannot
+        // hand back (it only shrinks the heap from the top): only the trim can.
         let blocks: Vec<Vec<u8>> = (0..16_384).map(|i| vec![i as u8; 4096]).collect();
+        let fence = vec![1u8; 64 << 10];
         assert_eq!(blocks.iter().map(Vec::len).sum::<usize>(), 64 << 20);
         drop(blocks);
         assert!(release_free_memory());
+        assert_eq!(fence.len(), 64 << 10);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
