@@ -367,13 +367,14 @@ pub async fn ingest(roots: &[RootSpec], mut services: Services<'_>, opts: &Inges
         summary.failures.extend(failures);
         summary.roots.push(RootSummary { name: root.name.clone(), path: root.path.display().to_string(), plan });
     }
-    // The models are done with: their memory (weights, ONNX Runtime's working memory) goes back to
-    // the system before the optimisation maps the index's files, so the two do not add up.
-    drop(services.embedder.take());
-    crate::memory::release_free_memory();
     if !opts.dry_run && (summary.chunks > 0 || summary.removed > 0 || summary.changed > 0) {
         // Every document is complete by now: an interrupted optimisation loses nothing.
         if let Some(store) = services.store.as_ref() {
+            // The models are done with: their memory (weights, ONNX Runtime's working memory)
+            // goes back to the system before the optimisation maps the index's files, so the two
+            // do not add up.
+            drop(services.embedder.take());
+            crate::memory::release_free_memory();
             let optimizing = Instant::now();
             store.compact().await?;
             tracing::info!(seconds = optimizing.elapsed().as_secs_f64(), "index optimised for search");
