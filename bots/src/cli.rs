@@ -279,7 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn open_for_reading(settings: &Settings) -> anyhow::Result<Arc<dyn KnowledgeStore>> {
-    wiring::open_store(settings, 0, false).await.map_err(|e| match e {
+    wiring::open_store(settings, None).await.map_err(|e| match e {
         StoreError::Missing(_) => {
             anyhow::anyhow!("no index at {}: run `supportbot-ingest PATH` first", wiring::store_location(settings))
         }

@@ -692,8 +692,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     for &n in &args.sizes {
         let dir = tempfile::Builder::new().prefix("query-index-").tempdir_in(&out)?;
-        let store = EdgeStore::open(dir.path(), dim, true)?;
         let compat = wiring::compatibility(embedder.model_id(), dim);
+        let store = EdgeStore::open(dir.path(), Some(compat.layout()))?;
         store
             .put_meta(&IndexMeta {
                 embedding_model: compat.embedding_model,

@@ -8,9 +8,14 @@ use std::time::Duration;
 use supportbot_config::{Multilingual, Settings};
 
 use crate::embed::e5::{self, E5Embedder};
-use crate::embed::{EmbedError, Embedder, FastEmbedOptions, FastEmbedder, WithMultilingual, multilingual_model_id};
+use crate::embed::{
+    EmbedError, Embedder, FastEmbedOptions, FastEmbedder, WithMultilingual, is_multilingual_model_id,
+    multilingual_model_id,
+};
 use crate::search::SearchParams;
-use crate::store::{CHUNKER_VERSION, Compatibility, EdgeStore, KnowledgeStore, QdrantOptions, QdrantStore, StoreError};
+use crate::store::{
+    CHUNKER_VERSION, Compatibility, EdgeStore, KnowledgeStore, QdrantOptions, QdrantStore, StoreError, VectorLayout,
+};
 
 pub fn embedder_options(s: &Settings) -> FastEmbedOptions {
     FastEmbedOptions {
@@ -114,7 +119,12 @@ pub fn search_params(s: &Settings) -> SearchParams {
 
 /// What the index must have been built with to be usable by a process with this embedder.
 pub fn compatibility(model_id: &str, dimension: usize) -> Compatibility {
-    Compatibility { embedding_model: model_id.to_string(), dimension, chunker_version: CHUNKER_VERSION }
+    Compatibility {
+        embedding_model: model_id.to_string(),
+        dimension,
+        chunker_version: CHUNKER_VERSION,
+        multilingual: is_multilingual_model_id(model_id),
+    }
 }
 
 /// Human-readable location of the index, for messages.
@@ -125,9 +135,9 @@ pub fn store_location(s: &Settings) -> String {
     }
 }
 
-/// Opens the configured store. With `create`, a missing index is created with vectors of
-/// `dimension`; without, it is [`StoreError::Missing`].
-pub async fn open_store(s: &Settings, dimension: usize, create: bool) -> Result<Arc<dyn KnowledgeStore>, StoreError> {
+/// Opens the configured store. With `create`, a missing index is created with that layout;
+/// without, it is [`StoreError::Missing`]. An existing index keeps its own layout.
+pub async fn open_store(s: &Settings, create: Option<VectorLayout>) -> Result<Arc<dyn KnowledgeStore>, StoreError> {
     match &s.store.qdrant_url {
         Some(url) => {
             let opts = QdrantOptions {
@@ -136,11 +146,11 @@ pub async fn open_store(s: &Settings, dimension: usize, create: bool) -> Result<
                 api_key: s.store.api_key.as_ref().map(|k| k.expose().to_string()),
                 timeout: Duration::from_secs(30),
             };
-            Ok(Arc::new(QdrantStore::connect(&opts, dimension, create).await?))
+            Ok(Arc::new(QdrantStore::connect(&opts, create).await?))
         }
         None => {
             let path = s.store.path.clone();
-            let store = tokio::task::spawn_blocking(move || EdgeStore::open(&path, dimension, create))
+            let store = tokio::task::spawn_blocking(move || EdgeStore::open(&path, create))
                 .await
                 .map_err(|e| StoreError::Other(e.to_string()))??;
             Ok(Arc::new(store))

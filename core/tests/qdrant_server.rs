@@ -2,7 +2,11 @@
 //! `http://localhost:6334`) is set; otherwise it says it was skipped.
 
 use supportbot_core::document::{Chunk, DocKind, chunk_id};
-use supportbot_core::store::{DocRecord, KnowledgeStore, QdrantOptions, QdrantStore, SearchFilter, StoredChunk};
+use supportbot_core::store::{
+    DocRecord, KnowledgeStore, QdrantOptions, QdrantStore, SearchFilter, StoredChunk, VectorLayout,
+};
+
+const WITH_ML: VectorLayout = VectorLayout { dimension: 4, multilingual: true };
 
 fn server() -> Option<String> {
     match std::env::var("QDRANT_URL") {
@@ -59,8 +63,8 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
         api_key: std::env::var("QDRANT_API_KEY").ok(),
         timeout: std::time::Duration::from_secs(10),
     };
-    let store = QdrantStore::connect(&opts, 4, true).await.expect("connect");
-    store.clear().await.expect("clear");
+    let store = QdrantStore::connect(&opts, Some(WITH_ML)).await.expect("connect");
+    store.clear(WITH_ML).await.expect("clear");
     store
         .upsert_chunks(vec![
             chunk("a.md", "reset your password in settings", vec![1.0, 0.0, 0.0, 0.0], "en"),
@@ -102,17 +106,17 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
     let docs = store.documents("docs").await.expect("documents");
     assert_eq!(docs.len(), 1);
     assert_eq!(store.stats().await.expect("stats").chunks, 1);
-    let client_cleanup = store.clear().await;
+    let client_cleanup = store.clear(WITH_ML).await;
     assert!(client_cleanup.is_ok());
 }
 
 #[tokio::test]
-async fn a_collection_from_before_the_multilingual_vector_asks_for_a_rebuild() {
+async fn a_collection_without_the_multilingual_vector_asks_for_a_rebuild() {
     use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder, VectorsConfigBuilder};
     let Some(url) = server() else { return };
     let collection = format!("supportbot-test-old-{}", std::process::id());
     let api_key = std::env::var("QDRANT_API_KEY").ok();
-    // The schema of earlier versions: a dense vector, no multilingual one.
+    // Built without the multilingual model (or by an earlier version): no multilingual vector.
     let client = qdrant_client::Qdrant::from_url(&url).api_key(api_key.clone()).build().expect("client");
     let mut vectors = VectorsConfigBuilder::default();
     vectors.add_named_vector_params("dense", VectorParamsBuilder::new(4, Distance::Cosine));
@@ -120,7 +124,7 @@ async fn a_collection_from_before_the_multilingual_vector_asks_for_a_rebuild() {
 
     let opts =
         QdrantOptions { url, collection: collection.clone(), api_key, timeout: std::time::Duration::from_secs(10) };
-    let store = QdrantStore::connect(&opts, 4, false).await.expect("connect");
+    let store = QdrantStore::connect(&opts, None).await.expect("connect");
     let found = store.multilingual_search(&e5_unit(7), 5, &SearchFilter::default()).await.expect("no error");
     assert!(found.is_empty());
     let with_ml = StoredChunk {
@@ -130,7 +134,7 @@ async fn a_collection_from_before_the_multilingual_vector_asks_for_a_rebuild() {
     let err = store.upsert_chunks(vec![with_ml.clone()]).await.expect_err("old schema");
     assert!(err.to_string().contains("--rebuild"), "{err}");
     // A rebuild recreates the collection with the current schema.
-    store.clear().await.expect("clear");
+    store.clear(WITH_ML).await.expect("clear");
     store.upsert_chunks(vec![with_ml]).await.expect("upsert after the rebuild");
     let found = store.multilingual_search(&e5_unit(7), 5, &SearchFilter::default()).await.expect("search");
     assert_eq!(found.len(), 1);

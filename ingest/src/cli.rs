@@ -128,7 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let summary = if args.dry_run {
         // A dry run needs neither the model nor a writable index.
-        let store = match wiring::open_store(&settings, 0, false).await {
+        let store = match wiring::open_store(&settings, None).await {
             Ok(s) => Some(s),
             Err(StoreError::Missing(_)) => None,
             Err(e) => return Err(e.into()),
@@ -144,7 +144,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let chunker = Chunker::from_model_dir(&settings.embedding.model_dir, settings.ingest.chunk_tokens)?;
         let location = || format!("opening the index ({})", wiring::store_location(&settings));
         // An existing index is opened once, before the models: under `auto` they follow it.
-        let existing = match wiring::open_store(&settings, embedding_dimension(&settings), false).await {
+        let existing = match wiring::open_store(&settings, None).await {
             Ok(store) => Some(store),
             Err(StoreError::Missing(_)) => None,
             Err(e) => return Err(anyhow::Error::new(e).context(location())),
@@ -159,7 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let compatibility = wiring::compatibility(embedder.model_id(), embedder.dimension());
         let store = match existing {
             Some(store) => store,
-            None => wiring::open_store(&settings, embedder.dimension(), true).await.with_context(location)?,
+            None => wiring::open_store(&settings, Some(compatibility.layout())).await.with_context(location)?,
         };
         let services = Services {
             store: Some(store),

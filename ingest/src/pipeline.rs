@@ -194,7 +194,7 @@ pub async fn prepare_index(
     rebuild: bool,
 ) -> anyhow::Result<IndexMeta> {
     if rebuild {
-        store.clear().await?;
+        store.clear(compat.layout()).await?;
     }
     match store.meta().await? {
         Some(meta) => {

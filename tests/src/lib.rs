@@ -252,7 +252,7 @@ pub async fn open_answerer(
     configure(&mut settings);
     // As `serve` does: the index is opened for reading (it knows its own dimension), and the
     // model it records decides the models under `auto`.
-    let store = wiring::open_store(&settings, 0, false).await.expect("index");
+    let store = wiring::open_store(&settings, None).await.expect("index");
     let meta = store.meta().await.expect("meta");
     let (s, recorded) = (settings.clone(), meta.as_ref().map(|m| m.embedding_model.clone()));
     let embedder = tokio::task::spawn_blocking(move || wiring::embedder(&s, recorded.as_deref()))

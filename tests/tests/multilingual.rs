@@ -79,7 +79,10 @@ async fn a_chinese_curated_answer_is_found_by_meaning() {
     let embedder =
         tokio::task::spawn_blocking(move || wiring::embedder(&s, None)).await.expect("join").expect("models");
     assert!(embedder.has_multilingual());
-    let store = wiring::open_store(&settings, embedder.dimension(), true).await.expect("index");
+    let store =
+        wiring::open_store(&settings, Some(wiring::compatibility(embedder.model_id(), embedder.dimension()).layout()))
+            .await
+            .expect("index");
     let curated = CuratedAnswer {
         id: "c1".into(),
         questions: vec!["如何重置管理员密码？".into()],
@@ -136,6 +139,9 @@ fn under_auto_a_process_follows_the_model_the_index_was_built_with() {
     let (code, summary) = ws.ingest_json(&["--rebuild", &examples()]);
     assert_eq!(code, 0, "{summary}");
     assert!(recorded(&ws).contains("multilingual-e5-small"), "{}", recorded(&ws));
+    // The rebuilt index has the multilingual vector it lacked, and its passages are found.
+    let got = ws.citations("服务器最少需要多少内存？", 5);
+    assert!(got.iter().any(|c| c == "docs/zh/quickstart.md#系统要求"), "search on the rebuilt index: {got:?}");
 
     // Built with the model, which then goes missing: a clear error says why and what to do.
     let missing = ws.path().join("no-such-model");

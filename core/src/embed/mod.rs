@@ -121,6 +121,11 @@ pub fn multilingual_model_id(main: &str) -> String {
     format!("{main}+{}", e5::E5_MODEL_ID)
 }
 
+/// Whether a model id (as an index records it) includes the multilingual model.
+pub fn is_multilingual_model_id(id: &str) -> bool {
+    id.strip_suffix(e5::E5_MODEL_ID).is_some_and(|main| main.ends_with('+'))
+}
+
 impl Embedder for WithMultilingual {
     fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.main.embed_documents(texts)
@@ -309,4 +314,17 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         nb += y * y;
     }
     if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_id_says_whether_the_multilingual_model_is_in_it() {
+        let main = "sentence-transformers/all-MiniLM-L6-v2";
+        assert!(is_multilingual_model_id(&multilingual_model_id(main)));
+        assert!(!is_multilingual_model_id(main));
+        assert!(!is_multilingual_model_id(e5::E5_MODEL_ID), "the suffix alone is not a pair");
+    }
 }

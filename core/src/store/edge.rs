@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -19,7 +20,7 @@ use qdrant_edge::{
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
 use super::{
     Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, RootStats,
-    SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk,
+    SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk, VectorLayout,
 };
 use crate::document::document_id;
 use crate::embed::e5::E5_DIMENSION;
@@ -31,7 +32,9 @@ const PAGE: usize = 1000;
 
 struct Inner {
     dir: PathBuf,
-    dimension: usize,
+    /// The shard's layout; changes only when `clear` recreates it.
+    dimension: AtomicUsize,
+    multilingual: AtomicBool,
     /// `None` only transiently while `clear` recreates the shard. Writes take the write lock:
     /// qdrant-edge's `flush` expects no concurrent update.
     shard: RwLock<Option<EdgeShard>>,
@@ -55,17 +58,19 @@ fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
-fn shard_config(dimension: usize) -> qdrant_edge::EdgeConfig {
-    EdgeConfigBuilder::new()
-        .vector(DENSE_VECTOR, EdgeVectorParams::builder(dimension, Distance::Cosine).build())
-        .vector(MULTILINGUAL_VECTOR, EdgeVectorParams::builder(E5_DIMENSION, Distance::Cosine).build())
-        .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
-        .build()
+fn shard_config(layout: VectorLayout) -> qdrant_edge::EdgeConfig {
+    let mut config = EdgeConfigBuilder::new()
+        .vector(DENSE_VECTOR, EdgeVectorParams::builder(layout.dimension, Distance::Cosine).build())
+        .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build());
+    if layout.multilingual {
+        config = config.vector(MULTILINGUAL_VECTOR, EdgeVectorParams::builder(E5_DIMENSION, Distance::Cosine).build());
+    }
+    config.build()
 }
 
-fn create_shard(dir: &Path, dimension: usize) -> Result<EdgeShard, StoreError> {
+fn create_shard(dir: &Path, layout: VectorLayout) -> Result<EdgeShard, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| other(format!("creating {}: {e}", dir.display())))?;
-    let shard = EdgeShard::new(dir, shard_config(dimension)).map_err(other)?;
+    let shard = EdgeShard::new(dir, shard_config(layout)).map_err(other)?;
     for field in payload::INDEXED_FIELDS {
         let op = UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
             field_name: json_path(field),
@@ -111,13 +116,13 @@ fn payload_map(p: Option<qdrant_edge::Payload>) -> Map<String, Value> {
 }
 
 impl EdgeStore {
-    /// Opens the index in `dir`. With `create`, a missing index is created (for ingest);
-    /// without, it is [`StoreError::Missing`]. Another process holding the index is
-    /// [`StoreError::Locked`].
-    pub fn open(dir: &Path, dimension: usize, create: bool) -> Result<Self, StoreError> {
+    /// Opens the index in `dir`. With `create`, a missing index is created with that layout
+    /// (for ingest); without, it is [`StoreError::Missing`]. An existing index keeps its own
+    /// layout. Another process holding the index is [`StoreError::Locked`].
+    pub fn open(dir: &Path, create: Option<VectorLayout>) -> Result<Self, StoreError> {
         let shard_dir = dir.join(SHARD_DIR);
         let exists = shard_dir.join("edge_config.json").is_file();
-        if !exists && !create {
+        if !exists && create.is_none() {
             return Err(StoreError::Missing(dir.display().to_string()));
         }
         std::fs::create_dir_all(dir).map_err(|e| other(format!("creating {}: {e}", dir.display())))?;
@@ -144,20 +149,21 @@ impl EdgeStore {
         }
         // Record our pid for the error message a second process will print.
         let _ = lock.set_len(0).and_then(|_| write!(lock, "{}", std::process::id()));
-        let (shard, dimension) = if exists {
-            let shard = EdgeShard::load(&shard_dir, None)
-                .map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?;
-            // An existing index keeps its own dimension, whatever the caller assumed.
-            let dimension = shard.config().vectors.get(DENSE_VECTOR).map_or(dimension, |v| v.size);
-            (shard, dimension)
-        } else {
-            (create_shard(&shard_dir, dimension)?, dimension)
+        let (shard, layout) = match create {
+            Some(layout) if !exists => (create_shard(&shard_dir, layout)?, layout),
+            _ => {
+                let shard = EdgeShard::load(&shard_dir, None)
+                    .map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?;
+                let layout = layout_of(&shard);
+                (shard, layout)
+            }
         };
         let bm25 = Bm25Encoder::new()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                dimension,
+                dimension: AtomicUsize::new(layout.dimension),
+                multilingual: AtomicBool::new(layout.multilingual),
                 shard: RwLock::new(Some(shard)),
                 bm25,
                 _lock: lock,
@@ -175,13 +181,35 @@ impl EdgeStore {
         tokio::task::spawn_blocking(move || f(&inner)).await.map_err(|e| other(format!("store task failed: {e}")))?
     }
 
+    /// The vectors this index holds.
+    pub fn layout(&self) -> VectorLayout {
+        self.inner.layout()
+    }
+
     /// Merges segments and builds the vector indexes; worth doing after a large ingest.
     pub async fn optimize(&self) -> Result<(), StoreError> {
         self.blocking(|inner| inner.write(|s| s.optimize().map(|_| ()).map_err(other))).await
     }
 }
 
+/// What an existing shard holds. Indexes built before the layout was chosen per model all have
+/// the multilingual vector.
+fn layout_of(shard: &EdgeShard) -> VectorLayout {
+    let vectors = &shard.config().vectors;
+    VectorLayout {
+        dimension: vectors.get(DENSE_VECTOR).map_or(0, |v| v.size),
+        multilingual: vectors.contains_key(MULTILINGUAL_VECTOR),
+    }
+}
+
 impl Inner {
+    fn layout(&self) -> VectorLayout {
+        VectorLayout {
+            dimension: self.dimension.load(Ordering::Relaxed),
+            multilingual: self.multilingual.load(Ordering::Relaxed),
+        }
+    }
+
     fn read<T>(&self, f: impl FnOnce(&EdgeShard) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let guard = self.shard.read().map_err(|_| other("index lock poisoned"))?;
         f(guard.as_ref().ok_or_else(|| other("index is being recreated"))?)
@@ -325,13 +353,14 @@ impl KnowledgeStore for EdgeStore {
             return Ok(());
         }
         self.blocking(move |inner| {
+            let layout = inner.layout();
             let mut points = Vec::with_capacity(chunks.len());
             for c in &chunks {
-                if c.dense.len() != inner.dimension {
+                if c.dense.len() != layout.dimension {
                     return Err(other(format!(
                         "vector of {} dimensions for an index of {}",
                         c.dense.len(),
-                        inner.dimension
+                        layout.dimension
                     )));
                 }
                 let mut named = vec![
@@ -339,6 +368,12 @@ impl KnowledgeStore for EdgeStore {
                     (SPARSE_VECTOR.to_string(), Vector::from(inner.bm25.document(&c.lexical_text))),
                 ];
                 if let Some(v) = &c.multilingual {
+                    if !layout.multilingual {
+                        return Err(StoreError::Incompatible {
+                            index: format!("an index ({}) without the multilingual vector", inner.dir.display()),
+                            wanted: "the multilingual model".into(),
+                        });
+                    }
                     if v.len() != E5_DIMENSION {
                         return Err(other(format!(
                             "multilingual vector of {} dimensions, expected {E5_DIMENSION}",
@@ -378,6 +413,9 @@ impl KnowledgeStore for EdgeStore {
         limit: usize,
         filter: &SearchFilter,
     ) -> Result<Vec<Hit>, StoreError> {
+        if !self.inner.multilingual.load(Ordering::Relaxed) {
+            return Ok(Vec::new());
+        }
         let query = VectorInternal::Dense(vector.to_vec());
         let filter = filter.clone();
         self.blocking(move |inner| inner.query(query, MULTILINGUAL_VECTOR, limit, &filter)).await
@@ -432,8 +470,8 @@ impl KnowledgeStore for EdgeStore {
         self.flush().await
     }
 
-    async fn clear(&self) -> Result<(), StoreError> {
-        self.blocking(|inner| {
+    async fn clear(&self, layout: VectorLayout) -> Result<(), StoreError> {
+        self.blocking(move |inner| {
             let mut guard = inner.shard.write().map_err(|_| other("index lock poisoned"))?;
             // Drop the shard before deleting its files.
             guard.take();
@@ -442,7 +480,9 @@ impl KnowledgeStore for EdgeStore {
                 std::fs::remove_dir_all(&shard_dir)
                     .map_err(|e| other(format!("removing {}: {e}", shard_dir.display())))?;
             }
-            *guard = Some(create_shard(&shard_dir, inner.dimension)?);
+            *guard = Some(create_shard(&shard_dir, layout)?);
+            inner.dimension.store(layout.dimension, Ordering::Relaxed);
+            inner.multilingual.store(layout.multilingual, Ordering::Relaxed);
             Ok(())
         })
         .await
@@ -453,6 +493,8 @@ impl KnowledgeStore for EdgeStore {
 mod tests {
     use super::*;
     use crate::document::{Chunk, DocKind, chunk_id};
+
+    const LAYOUT: VectorLayout = VectorLayout { dimension: 4, multilingual: false };
 
     fn chunk(source: &str, i: u32, text: &str) -> StoredChunk {
         let mut dense = vec![0.0f32; 4];
@@ -499,7 +541,7 @@ mod tests {
     #[tokio::test]
     async fn stores_searches_removes_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EdgeStore::open(dir.path(), 4, true).unwrap();
+        let store = EdgeStore::open(dir.path(), Some(LAYOUT)).unwrap();
         store
             .upsert_chunks(vec![chunk("a.md", 0, "reset your password in settings"), chunk("b.md", 1, "refund policy")])
             .await
@@ -521,7 +563,7 @@ mod tests {
 
         // Reopened without the caller knowing the dimension (as `supportbot serve` opens it), it
         // keeps its own and still takes writes (curated answers).
-        let store = EdgeStore::open(dir.path(), 0, false).unwrap();
+        let store = EdgeStore::open(dir.path(), None).unwrap();
         let docs = store.documents("docs").await.unwrap();
         assert_eq!(docs.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
         assert_eq!(store.chunk_sources("docs").await.unwrap(), vec!["b.md".to_string()]);
@@ -535,8 +577,8 @@ mod tests {
     #[test]
     fn a_second_opener_gets_a_clear_lock_error() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = EdgeStore::open(dir.path(), 4, true).unwrap();
-        let err = EdgeStore::open(dir.path(), 4, false).unwrap_err();
+        let _first = EdgeStore::open(dir.path(), Some(LAYOUT)).unwrap();
+        let err = EdgeStore::open(dir.path(), None).unwrap_err();
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
         assert!(err.to_string().contains("in use by another supportbot process"), "{err}");
     }
@@ -544,7 +586,62 @@ mod tests {
     #[test]
     fn opening_a_missing_index_for_reading_says_to_ingest() {
         let dir = tempfile::tempdir().unwrap();
-        let err = EdgeStore::open(&dir.path().join("nope"), 4, false).unwrap_err();
+        let err = EdgeStore::open(&dir.path().join("nope"), None).unwrap_err();
         assert!(err.to_string().contains("supportbot-ingest"), "{err}");
+    }
+
+    /// A unit vector along `axis` of the multilingual model's space.
+    fn e5_unit(axis: usize) -> Vec<f32> {
+        let mut v = vec![0.0; E5_DIMENSION];
+        v[axis] = 1.0;
+        v
+    }
+
+    #[tokio::test]
+    async fn the_multilingual_vector_exists_only_in_indexes_built_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), Some(LAYOUT)).unwrap();
+        store.upsert_chunks(vec![chunk("a.md", 0, "reset your password")]).await.unwrap();
+        let found = store.multilingual_search(&e5_unit(1), 5, &SearchFilter::default()).await.unwrap();
+        assert!(found.is_empty(), "no multilingual vector, nothing found by it");
+        let zh = StoredChunk { multilingual: Some(e5_unit(1)), ..chunk("b.md", 1, "如何重置密码") };
+        let err = store.upsert_chunks(vec![zh.clone()]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Incompatible { .. }), "{err}");
+        assert!(err.to_string().contains("--rebuild"), "{err}");
+        store.flush().await.unwrap();
+        drop(store);
+
+        // Reopened, it keeps its layout whatever the opener would create.
+        let with_it = VectorLayout { dimension: 4, multilingual: true };
+        let store = EdgeStore::open(dir.path(), Some(with_it)).unwrap();
+        assert_eq!(store.layout(), LAYOUT);
+
+        // A rebuild for the multilingual model recreates it with the vector.
+        store.clear(with_it).await.unwrap();
+        assert_eq!(store.layout(), with_it);
+        store.upsert_chunks(vec![zh, chunk("a.md", 0, "reset your password")]).await.unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+        let store = EdgeStore::open(dir.path(), None).unwrap();
+        assert_eq!(store.layout(), with_it);
+        let found = store.multilingual_search(&e5_unit(1), 5, &SearchFilter::default()).await.unwrap();
+        assert_eq!(found.iter().map(|h| h.chunk.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_takes_the_new_models_dimension() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), Some(LAYOUT)).unwrap();
+        store.upsert_chunks(vec![chunk("a.md", 0, "old model")]).await.unwrap();
+        store.clear(VectorLayout { dimension: 8, multilingual: false }).await.unwrap();
+        let mut c = chunk("a.md", 0, "new model");
+        c.dense = vec![0.0; 8];
+        c.dense[5] = 1.0;
+        store.upsert_chunks(vec![c]).await.unwrap();
+        let mut query = vec![0.0; 8];
+        query[5] = 1.0;
+        let hits = store.dense_search(&query, 5, &SearchFilter::default()).await.unwrap();
+        assert_eq!(hits.len(), 1, "the old model's chunk is gone");
+        assert_eq!(hits[0].chunk.text, "new model");
     }
 }

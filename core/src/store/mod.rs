@@ -54,15 +54,32 @@ pub struct RootState {
     pub last_sync: Option<String>,
 }
 
+/// The vectors of a new index: the dense vector's size, and whether it also holds the
+/// multilingual vector. An index built without the multilingual model has no `dense_ml` vector
+/// at all: it would otherwise keep an empty slot of [`crate::embed::e5::E5_DIMENSION`] floats
+/// for every point, on disk and in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorLayout {
+    pub dimension: usize,
+    pub multilingual: bool,
+}
+
 /// The model and chunker a process is about to use with an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compatibility {
     pub embedding_model: String,
     pub dimension: usize,
     pub chunker_version: u32,
+    /// Whether the model includes the multilingual one (its vectors need `dense_ml`).
+    pub multilingual: bool,
 }
 
 impl Compatibility {
+    /// The vectors an index built for this model holds.
+    pub fn layout(&self) -> VectorLayout {
+        VectorLayout { dimension: self.dimension, multilingual: self.multilingual }
+    }
+
     /// Checks an existing index against this process's model and chunker.
     pub fn check(&self, meta: &IndexMeta) -> Result<(), StoreError> {
         if meta.embedding_model != self.embedding_model
@@ -185,8 +202,8 @@ pub trait KnowledgeStore: Send + Sync {
     async fn complete_document(&self, record: &DocRecord) -> Result<(), StoreError>;
     /// Nearest chunks by cosine similarity of the dense vector.
     async fn dense_search(&self, vector: &[f32], limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError>;
-    /// Nearest chunks by the multilingual vector. Stores without one (a Qdrant collection created
-    /// before it) find nothing, and search falls back to the other retrievers.
+    /// Nearest chunks by the multilingual vector. Stores without one (built without the
+    /// multilingual model) find nothing, and search falls back to the other retrievers.
     async fn multilingual_search(
         &self,
         vector: &[f32],
@@ -201,8 +218,9 @@ pub trait KnowledgeStore: Send + Sync {
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Makes everything written so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
-    /// Deletes everything (for `--rebuild`).
-    async fn clear(&self) -> Result<(), StoreError>;
+    /// Deletes everything and recreates the index with `layout` (for `--rebuild`, which may
+    /// change the model).
+    async fn clear(&self, layout: VectorLayout) -> Result<(), StoreError>;
     /// Reorganises the index for fast search after large writes (merges segments, builds the
     /// vector index). A Qdrant server does this by itself: the default does nothing.
     async fn compact(&self) -> Result<(), StoreError> {

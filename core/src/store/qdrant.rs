@@ -3,7 +3,7 @@
 //! CJK passages carry the multilingual model's vector (`dense_ml`) as they do there.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
 use super::{
     Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, RootStats,
-    SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk,
+    SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk, VectorLayout,
 };
 use crate::document::document_id;
 use crate::embed::e5::E5_DIMENSION;
@@ -48,10 +48,11 @@ impl std::fmt::Debug for QdrantOptions {
 pub struct QdrantStore {
     client: Qdrant,
     collection: String,
-    dimension: usize,
+    /// The dense vector's size; changes only when `clear` recreates the collection.
+    dimension: AtomicUsize,
     bm25: Bm25Encoder,
-    /// Whether the collection has the multilingual vector: collections created before it was
-    /// added to the schema lack it until a rebuild recreates them.
+    /// Whether the collection has the multilingual vector: only collections built for the
+    /// multilingual model do.
     multilingual: AtomicBool,
 }
 
@@ -94,31 +95,34 @@ fn json_payload(v: Value) -> Result<Payload, StoreError> {
 }
 
 impl QdrantStore {
-    /// Connects and, with `create`, creates the collection (and its payload indexes) if absent.
-    pub async fn connect(opts: &QdrantOptions, dimension: usize, create: bool) -> Result<Self, StoreError> {
+    /// Connects and, with `create`, creates the collection (and its payload indexes) with that
+    /// layout if absent. An existing collection keeps its own layout.
+    pub async fn connect(opts: &QdrantOptions, create: Option<VectorLayout>) -> Result<Self, StoreError> {
         let client = Qdrant::from_url(&opts.url)
             .api_key(opts.api_key.clone())
             .timeout(opts.timeout)
             .build()
             .map_err(unavailable)?;
         let exists = client.collection_exists(&opts.collection).await.map_err(unavailable)?;
-        let (dimension, multilingual) = if exists {
-            // An existing collection keeps its own dimension, whatever the caller assumed.
+        let layout = if exists {
             let vectors = Self::vector_sizes(&client, &opts.collection).await?;
-            (vectors.get(DENSE_VECTOR).copied().unwrap_or(dimension), vectors.contains_key(MULTILINGUAL_VECTOR))
-        } else {
-            if !create {
-                return Err(StoreError::Missing(format!("collection {} at {}", opts.collection, opts.url)));
+            VectorLayout {
+                dimension: vectors.get(DENSE_VECTOR).copied().unwrap_or(0),
+                multilingual: vectors.contains_key(MULTILINGUAL_VECTOR),
             }
-            Self::create(&client, &opts.collection, dimension).await?;
-            (dimension, true)
+        } else {
+            let Some(layout) = create else {
+                return Err(StoreError::Missing(format!("collection {} at {}", opts.collection, opts.url)));
+            };
+            Self::create(&client, &opts.collection, layout).await?;
+            layout
         };
         Ok(Self {
             client,
             collection: opts.collection.clone(),
-            dimension,
+            dimension: AtomicUsize::new(layout.dimension),
             bm25: Bm25Encoder::new()?,
-            multilingual: AtomicBool::new(multilingual),
+            multilingual: AtomicBool::new(layout.multilingual),
         })
     }
 
@@ -134,14 +138,17 @@ impl QdrantStore {
         })
     }
 
-    async fn create(client: &Qdrant, collection: &str, dimension: usize) -> Result<(), StoreError> {
+    async fn create(client: &Qdrant, collection: &str, layout: VectorLayout) -> Result<(), StoreError> {
         let mut vectors = VectorsConfigBuilder::default();
-        vectors.add_named_vector_params(DENSE_VECTOR, VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+        vectors
+            .add_named_vector_params(DENSE_VECTOR, VectorParamsBuilder::new(layout.dimension as u64, Distance::Cosine));
         // Only CJK passages carry it, and only when the multilingual model is in use.
-        vectors.add_named_vector_params(
-            MULTILINGUAL_VECTOR,
-            VectorParamsBuilder::new(E5_DIMENSION as u64, Distance::Cosine),
-        );
+        if layout.multilingual {
+            vectors.add_named_vector_params(
+                MULTILINGUAL_VECTOR,
+                VectorParamsBuilder::new(E5_DIMENSION as u64, Distance::Cosine),
+            );
+        }
         let mut sparse = SparseVectorsConfigBuilder::default();
         sparse.add_named_vector_params(SPARSE_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
         client
@@ -269,12 +276,12 @@ impl KnowledgeStore for QdrantStore {
             return Ok(());
         }
         let mut points = Vec::with_capacity(chunks.len());
+        let dimension = self.dimension.load(Ordering::Relaxed);
         for c in chunks {
-            if c.dense.len() != self.dimension {
+            if c.dense.len() != dimension {
                 return Err(StoreError::Other(format!(
-                    "vector of {} dimensions for an index of {}",
-                    c.dense.len(),
-                    self.dimension
+                    "vector of {} dimensions for an index of {dimension}",
+                    c.dense.len()
                 )));
             }
             let sparse = self.bm25.document(&c.lexical_text);
@@ -357,10 +364,11 @@ impl KnowledgeStore for QdrantStore {
         Ok(())
     }
 
-    async fn clear(&self) -> Result<(), StoreError> {
+    async fn clear(&self, layout: VectorLayout) -> Result<(), StoreError> {
         self.client.delete_collection(&self.collection).await.map_err(unavailable)?;
-        Self::create(&self.client, &self.collection, self.dimension).await?;
-        self.multilingual.store(true, Ordering::Relaxed);
+        Self::create(&self.client, &self.collection, layout).await?;
+        self.dimension.store(layout.dimension, Ordering::Relaxed);
+        self.multilingual.store(layout.multilingual, Ordering::Relaxed);
         Ok(())
     }
 }
