@@ -280,7 +280,8 @@ pub async fn ingest(roots: &[RootSpec], mut services: Services<'_>, opts: &Inges
         _ => None,
     };
 
-    for root in roots {
+    for (i, root) in roots.iter().enumerate() {
+        let last_root = i + 1 == roots.len();
         let mut failures = Vec::new();
         let files = scan(root, opts.max_file_bytes, &mut failures)?;
         let failed_sources: BTreeSet<String> = failures.iter().map(|f| f.path.clone()).collect();
@@ -339,6 +340,13 @@ pub async fn ingest(roots: &[RootSpec], mut services: Services<'_>, opts: &Inges
         if let Some(writer) = writer {
             let store = writer.store.clone();
             let written = writer.finish().await?;
+            if last_root {
+                // Nothing is embedded after this: the models' memory (weights, ONNX Runtime's
+                // working memory) goes back to the system before the index is flushed and
+                // optimised, steps that need memory of their own (BENCHMARKS.md, section 1).
+                drop(services.embedder.take());
+                crate::memory::release_free_memory();
+            }
             summary.chunks += written.chunks;
             summary.tokens += written.tokens;
             summary.embed_seconds += written.embed_seconds;
@@ -370,11 +378,6 @@ pub async fn ingest(roots: &[RootSpec], mut services: Services<'_>, opts: &Inges
     if !opts.dry_run && (summary.chunks > 0 || summary.removed > 0 || summary.changed > 0) {
         // Every document is complete by now: an interrupted optimisation loses nothing.
         if let Some(store) = services.store.as_ref() {
-            // The models are done with: their memory (weights, ONNX Runtime's working memory)
-            // goes back to the system before the optimisation maps the index's files, so the two
-            // do not add up.
-            drop(services.embedder.take());
-            crate::memory::release_free_memory();
             let optimizing = Instant::now();
             store.compact().await?;
             tracing::info!(seconds = optimizing.elapsed().as_secs_f64(), "index optimised for search");
