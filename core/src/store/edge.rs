@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -32,9 +31,6 @@ const PAGE: usize = 1000;
 
 struct Inner {
     dir: PathBuf,
-    /// The shard's layout; changes only when `clear` recreates it.
-    dimension: AtomicUsize,
-    multilingual: AtomicBool,
     /// `None` only transiently while `clear` recreates the shard. Writes take the write lock:
     /// qdrant-edge's `flush` expects no concurrent update.
     shard: RwLock<Option<EdgeShard>>,
@@ -149,25 +145,15 @@ impl EdgeStore {
         }
         // Record our pid for the error message a second process will print.
         let _ = lock.set_len(0).and_then(|_| write!(lock, "{}", std::process::id()));
-        let (shard, layout) = match create {
-            Some(layout) if !exists => (create_shard(&shard_dir, layout)?, layout),
+        let shard = match create {
+            Some(layout) if !exists => create_shard(&shard_dir, layout)?,
             _ => {
-                let shard = EdgeShard::load(&shard_dir, None)
-                    .map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?;
-                let layout = layout_of(&shard);
-                (shard, layout)
+                EdgeShard::load(&shard_dir, None).map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?
             }
         };
         let bm25 = Bm25Encoder::new()?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
-                dimension: AtomicUsize::new(layout.dimension),
-                multilingual: AtomicBool::new(layout.multilingual),
-                shard: RwLock::new(Some(shard)),
-                bm25,
-                _lock: lock,
-            }),
+            inner: Arc::new(Inner { dir: dir.to_path_buf(), shard: RwLock::new(Some(shard)), bm25, _lock: lock }),
         })
     }
 
@@ -182,7 +168,7 @@ impl EdgeStore {
     }
 
     /// The vectors this index holds.
-    pub fn layout(&self) -> VectorLayout {
+    pub fn layout(&self) -> Result<VectorLayout, StoreError> {
         self.inner.layout()
     }
 
@@ -192,8 +178,8 @@ impl EdgeStore {
     }
 }
 
-/// What an existing shard holds. Indexes built before the layout was chosen per model all have
-/// the multilingual vector.
+/// What a shard holds, as its configuration says. Indexes built before the layout was chosen
+/// per model all have the multilingual vector.
 fn layout_of(shard: &EdgeShard) -> VectorLayout {
     let vectors = &shard.config().vectors;
     VectorLayout {
@@ -203,11 +189,8 @@ fn layout_of(shard: &EdgeShard) -> VectorLayout {
 }
 
 impl Inner {
-    fn layout(&self) -> VectorLayout {
-        VectorLayout {
-            dimension: self.dimension.load(Ordering::Relaxed),
-            multilingual: self.multilingual.load(Ordering::Relaxed),
-        }
+    fn layout(&self) -> Result<VectorLayout, StoreError> {
+        self.read(|s| Ok(layout_of(s)))
     }
 
     fn read<T>(&self, f: impl FnOnce(&EdgeShard) -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -353,7 +336,7 @@ impl KnowledgeStore for EdgeStore {
             return Ok(());
         }
         self.blocking(move |inner| {
-            let layout = inner.layout();
+            let layout = inner.layout()?;
             let mut points = Vec::with_capacity(chunks.len());
             for c in &chunks {
                 if c.dense.len() != layout.dimension {
@@ -413,12 +396,15 @@ impl KnowledgeStore for EdgeStore {
         limit: usize,
         filter: &SearchFilter,
     ) -> Result<Vec<Hit>, StoreError> {
-        if !self.inner.multilingual.load(Ordering::Relaxed) {
-            return Ok(Vec::new());
-        }
         let query = VectorInternal::Dense(vector.to_vec());
         let filter = filter.clone();
-        self.blocking(move |inner| inner.query(query, MULTILINGUAL_VECTOR, limit, &filter)).await
+        self.blocking(move |inner| {
+            if !inner.layout()?.multilingual {
+                return Ok(Vec::new());
+            }
+            inner.query(query, MULTILINGUAL_VECTOR, limit, &filter)
+        })
+        .await
     }
 
     async fn sparse_search(&self, query: &str, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError> {
@@ -481,8 +467,6 @@ impl KnowledgeStore for EdgeStore {
                     .map_err(|e| other(format!("removing {}: {e}", shard_dir.display())))?;
             }
             *guard = Some(create_shard(&shard_dir, layout)?);
-            inner.dimension.store(layout.dimension, Ordering::Relaxed);
-            inner.multilingual.store(layout.multilingual, Ordering::Relaxed);
             Ok(())
         })
         .await
@@ -614,16 +598,16 @@ mod tests {
         // Reopened, it keeps its layout whatever the opener would create.
         let with_it = VectorLayout { dimension: 4, multilingual: true };
         let store = EdgeStore::open(dir.path(), Some(with_it)).unwrap();
-        assert_eq!(store.layout(), LAYOUT);
+        assert_eq!(store.layout().unwrap(), LAYOUT);
 
         // A rebuild for the multilingual model recreates it with the vector.
         store.clear(with_it).await.unwrap();
-        assert_eq!(store.layout(), with_it);
+        assert_eq!(store.layout().unwrap(), with_it);
         store.upsert_chunks(vec![zh, chunk("a.md", 0, "reset your password")]).await.unwrap();
         store.flush().await.unwrap();
         drop(store);
         let store = EdgeStore::open(dir.path(), None).unwrap();
-        assert_eq!(store.layout(), with_it);
+        assert_eq!(store.layout().unwrap(), with_it);
         let found = store.multilingual_search(&e5_unit(1), 5, &SearchFilter::default()).await.unwrap();
         assert_eq!(found.iter().map(|h| h.chunk.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
     }
