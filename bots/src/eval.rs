@@ -373,7 +373,8 @@ pub fn sweep(results: &[CaseResult], cjk: bool) -> Vec<(f32, f64, f64)> {
 }
 
 pub fn print_sweep(results: &[CaseResult]) {
-    for (cjk, key) in [(false, "answer.min_relevance (cosine)"), (true, "answer.min_cjk_overlap (bigram overlap)")] {
+    for (cjk, key) in [(false, "answer.min_relevance (cosine)"), (true, "answer.min_cjk_overlap (character coverage)")]
+    {
         let rows = sweep(results, cjk);
         if rows.iter().all(|(_, u, a)| *u == 0.0 && *a == 0.0) {
             continue;

@@ -197,8 +197,8 @@ pub struct AnswerSettings {
     /// set with `supportbot eval --sweep`, see BENCHMARKS.md; default 0.40.
     pub min_relevance: f32,
     /// For questions in Chinese, Japanese or Korean, where the embedder is blind: abstain when no
-    /// top passage holds at least this share of the question's character bigrams or words
-    /// (default 0.2).
+    /// top passage covers at least this share of the question's topical characters (with a
+    /// character bigram they share) or of its BM25 terms (default 0.15).
     pub min_cjk_overlap: f32,
     /// Serve an FAQ or approved answer verbatim when its question's cosine similarity to the
     /// user's question is at least this (default 0.86).
@@ -387,7 +387,7 @@ impl Settings {
             },
             answer: AnswerSettings {
                 min_relevance: 0.40,
-                min_cjk_overlap: 0.2,
+                min_cjk_overlap: 0.15,
                 curated_min_similarity: 0.86,
                 max_passages: 5,
                 max_question_chars: 1000,

@@ -43,15 +43,55 @@ const CJK_FILLER: &[&str] = &[
     "需要", "一下", "能不", "不能", "能否", "有没", "没有",
 ];
 
-/// Share of the question's topical CJK bigrams that appear in `passage` (0 when the question
-/// has none).
+/// Share of the question's topical CJK characters that `passage` covers: a character counts
+/// when it belongs to a question bigram that is not filler ("如何", "怎么" …), and is covered when
+/// such a bigram also occurs in the passage (a lone CJK character, when the passage holds it).
+/// Counting characters rather than bigrams keeps the bigrams that straddle two words ("置我" in
+/// "重置我的密码"), which no passage holds, from diluting the words that match. 0 when the question
+/// has no topical CJK text.
 pub fn cjk_overlap(question: &str, passage: &str) -> f32 {
-    let q: HashSet<String> = cjk_bigrams(question).into_iter().filter(|b| !CJK_FILLER.contains(&b.as_str())).collect();
-    if q.is_empty() {
-        return 0.0;
-    }
     let p = cjk_bigrams(passage);
-    q.iter().filter(|b| p.contains(*b)).count() as f32 / q.len() as f32
+    let (mut topical, mut covered) = (0usize, 0usize);
+    for run in cjk_runs(question) {
+        if run.len() == 1 {
+            let c = run[0].to_string();
+            if !CJK_FILLER.contains(&c.as_str()) {
+                topical += 1;
+                covered += usize::from(passage.contains(run[0]));
+            }
+            continue;
+        }
+        let (mut is_topical, mut is_covered) = (vec![false; run.len()], vec![false; run.len()]);
+        for i in 0..run.len() - 1 {
+            let bigram: String = run[i..i + 2].iter().collect();
+            if CJK_FILLER.contains(&bigram.as_str()) {
+                continue;
+            }
+            is_topical[i] = true;
+            is_topical[i + 1] = true;
+            if p.contains(&bigram) {
+                is_covered[i] = true;
+                is_covered[i + 1] = true;
+            }
+        }
+        topical += is_topical.iter().filter(|t| **t).count();
+        covered += is_covered.iter().filter(|c| **c).count();
+    }
+    if topical == 0 { 0.0 } else { covered as f32 / topical as f32 }
+}
+
+/// The maximal runs of CJK characters in `text`.
+fn cjk_runs(text: &str) -> Vec<Vec<char>> {
+    let mut runs = vec![Vec::new()];
+    for c in text.chars() {
+        if is_cjk(c) {
+            runs.last_mut().expect("never empty").push(c);
+        } else if !runs.last().expect("never empty").is_empty() {
+            runs.push(Vec::new());
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    runs
 }
 
 /// Dice similarity of two CJK texts' bigram sets: how close two questions are.
@@ -152,7 +192,7 @@ pub fn redact_personal_data(text: &str) -> String {
 static BM25: LazyLock<Option<crate::store::Bm25Encoder>> = LazyLock::new(|| crate::store::Bm25Encoder::new().ok());
 
 /// Share of the question's terms (as the BM25 tokenizer sees them: stop words dropped, stemmed,
-/// Chinese and Japanese segmented into words) that occur in `passage`. Works for every script.
+/// CJK text cut into character bigrams) that occur in `passage`. Works for every script.
 pub fn lexical_coverage(question: &str, passage: &str) -> f32 {
     let Some(bm25) = BM25.as_ref() else { return 0.0 };
     let q = bm25.query(question);

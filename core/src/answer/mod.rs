@@ -165,7 +165,7 @@ impl Default for AnswerConfig {
     fn default() -> Self {
         Self {
             min_relevance: 0.40,
-            min_cjk_overlap: 0.2,
+            min_cjk_overlap: 0.15,
             curated_min_similarity: 0.86,
             max_passages: 5,
             max_question_chars: 1000,

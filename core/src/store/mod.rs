@@ -26,9 +26,10 @@ pub const MULTILINGUAL_VECTOR: &str = "dense_ml";
 /// Name of the sparse BM25 vector (IDF modifier) in every collection.
 pub const SPARSE_VECTOR: &str = "bm25";
 
-/// Bumped whenever chunking changes in a way that makes old chunks incomparable; stored with the
+/// Bumped whenever chunking or the BM25 tokenization changes in a way that makes old chunks
+/// incomparable (6: CJK bigrams instead of dictionary segmentation); stored with the
 /// index and checked at startup.
-pub const CHUNKER_VERSION: u32 = 5;
+pub const CHUNKER_VERSION: u32 = 6;
 
 /// What the index was built with. Opening it with anything else is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
