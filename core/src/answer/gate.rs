@@ -15,25 +15,12 @@ use crate::lang::is_cjk;
 /// CJK character counts as a unigram.
 pub fn cjk_bigrams(text: &str) -> HashSet<String> {
     let mut out = HashSet::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut run: Vec<char> = Vec::new();
-    let flush = |run: &mut Vec<char>, out: &mut HashSet<String>| {
+    for run in cjk_runs(text) {
         if run.len() == 1 {
             out.insert(run[0].to_string());
         }
-        for w in run.windows(2) {
-            out.insert(w.iter().collect());
-        }
-        run.clear();
-    };
-    for c in chars {
-        if is_cjk(c) {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-        }
+        out.extend(run.windows(2).map(|w| w.iter().collect::<String>()));
     }
-    flush(&mut run, &mut out);
     out
 }
 
@@ -267,6 +254,17 @@ mod tests {
         assert!(cjk_overlap(q, "在设置页面可以重置密码。") >= 0.4);
         assert!(cjk_overlap(q, "服务器需要两个CPU核心。") < 0.2);
         assert_eq!(cjk_overlap("How do I reset it?", "重置"), 0.0);
+    }
+
+    #[test]
+    fn overlap_counts_covered_characters_not_bigrams() {
+        // Topical characters: 何 重 置 我 的 密 码 (何重, 置我 and 的密 straddle words); a passage
+        // with 重置 and 密码 covers four of seven, one with only 密码 two.
+        let q = "如何重置我的密码";
+        let both = cjk_overlap(q, "可以重置密码。");
+        let one = cjk_overlap(q, "密码至少八位。");
+        assert!((both - 4.0 / 7.0).abs() < 1e-6, "{both}");
+        assert!((one - 2.0 / 7.0).abs() < 1e-6, "{one}");
     }
 
     #[test]
