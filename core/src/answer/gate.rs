@@ -1,8 +1,8 @@
 //! The relevance gate and its helpers: decide whether the retrieved passages can answer a
-//! question at all (by cosine similarity, or by character-bigram overlap for CJK questions, where
-//! the English embedder is blind), recognise requests that are not support questions (poems,
-//! chit-chat, attempts to extract the prompt), and redact personal data before text leaves for a
-//! hosted model.
+//! question at all (by cosine similarity, or for CJK questions, where the English embedder is
+//! blind, by how much of the question the character bigrams it shares with a passage cover),
+//! recognise requests that are not support questions (poems, chit-chat, attempts to extract the
+//! prompt), and redact personal data before text leaves for a hosted model.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;

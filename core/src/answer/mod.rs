@@ -117,7 +117,7 @@ pub struct Answer {
     /// The backend that wrote the text (`None` for curated and abstained answers).
     pub backend: Option<String>,
     /// How sure the bot is that the passages answer the question (cosine similarity of the best
-    /// passage, or bigram overlap for CJK questions; 1.0-scale).
+    /// passage, or the share of a CJK question its bigrams cover; 1.0-scale).
     pub confidence: f32,
     pub latency: Latency,
     /// Backends that failed before one answered, and why.
