@@ -1,9 +1,9 @@
 //! BM25 sparse vectors computed with qdrant-edge's `EdgeBm25`: words split at non-alphanumeric
 //! characters, lowercased, English stop words dropped and stemmed; numbers alone dropped; runs
-//! of Chinese, Japanese or Korean characters become overlapping character bigrams, so no dictionary-based segmenter
-//! (jieba, about 47 MB resident) is ever loaded. Both store backends use it, so the embedded
-//! shard and a Qdrant server collection hold the same token ids; the IDF part is applied by the
-//! store (`Modifier::Idf`).
+//! of Chinese, Japanese or Korean characters become overlapping character bigrams, so no
+//! dictionary-based segmenter (jieba, about 47 MB resident) is ever loaded. Both store backends
+//! use it, so the embedded shard and a Qdrant server collection hold the same token ids; the IDF
+//! part is applied by the store (`Modifier::Idf`).
 
 use irg_kvariants::KVARIANTS;
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
