@@ -27,9 +27,10 @@ pub const MULTILINGUAL_VECTOR: &str = "dense_ml";
 pub const SPARSE_VECTOR: &str = "bm25";
 
 /// Bumped whenever chunking or the BM25 tokenization changes in a way that makes old chunks
-/// incomparable (6: CJK bigrams instead of dictionary segmentation); stored with the
+/// incomparable (6: CJK bigrams instead of dictionary segmentation; 7: script-picked
+/// alternatives hidden in HTML are kept); stored with the
 /// index and checked at startup.
-pub const CHUNKER_VERSION: u32 = 6;
+pub const CHUNKER_VERSION: u32 = 7;
 
 /// What the index was built with. Opening it with anything else is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -179,7 +179,7 @@ fn is_chrome(el: ElementRef<'_>) -> bool {
     {
         return true;
     }
-    if attr_is(&el, "aria-hidden", "true") || e.attr("hidden").is_some() {
+    if attr_is(&el, "aria-hidden", "true") || (e.attr("hidden").is_some() && !is_hidden_alternative(el)) {
         return true;
     }
     if let Some(style) = e.attr("style") {
@@ -192,6 +192,30 @@ fn is_chrome(el: ElementRef<'_>) -> bool {
         let norm: String = class.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
         CHROME_CLASSES.contains(&norm.as_str())
     })
+}
+
+/// An element hidden until a script picks one of its siblings: it and every other element child
+/// of its parent carry `hidden`, and the parent holds no text of its own. LibreOffice's help
+/// marks the macOS and the default key names and menu paths this way ("Press Command / Ctrl +
+/// Enter"), for a script to show one: dropping them all would leave "Press +Enter". They are
+/// all kept, separated by " / ".
+fn is_hidden_alternative(el: ElementRef<'_>) -> bool {
+    if el.value().attr("hidden").is_none() {
+        return false;
+    }
+    let Some(parent) = el.parent().and_then(ElementRef::wrap) else {
+        return false;
+    };
+    let mut alternatives = 0;
+    for child in parent.children() {
+        match child.value() {
+            Node::Text(t) if !t.trim().is_empty() => return false,
+            Node::Element(e) if e.attr("hidden").is_none() => return false,
+            Node::Element(_) => alternatives += 1,
+            _ => {}
+        }
+    }
+    alternatives >= 2
 }
 
 fn heading_level(name: &str) -> Option<usize> {
@@ -355,6 +379,9 @@ impl<'a> Walker<'a> {
             match step {
                 Step::Text(t) => self.text(t),
                 Step::Enter(el) => {
+                    if is_hidden_alternative(el) && el.prev_siblings().any(|n| n.value().is_element()) {
+                        self.text(" / ");
+                    }
                     if !is_chrome(el) && self.enter(el) {
                         stack.push(Step::Exit(el));
                         push_children(el, &mut stack);
@@ -777,6 +804,18 @@ mod tests {
              Quote\n\n\
              Image dropped."
         );
+    }
+
+    #[test]
+    fn alternatives_hidden_for_a_script_to_pick_are_all_kept() {
+        // LibreOffice's help: the macOS and the default key name, both hidden until a script
+        // shows one. A lone hidden element beside visible text stays dropped.
+        let html = "<main><p>Press <span class=\"switchinline\">\
+            <span hidden=\"true\" class=\"MAC\"><span class=\"keycode\">Command</span></span>\
+            <span hidden=\"true\"><span class=\"keycode\">Ctrl</span></span></span>\
+            <span class=\"keycode\">+Enter</span>.</p>\
+            <p>Shown <span hidden>not shown</span> text.</p></main>";
+        assert_eq!(sections(html)[0].text, "Press Command / Ctrl+Enter.\n\nShown text.");
     }
 
     #[test]
