@@ -164,6 +164,9 @@ pub struct EvalArgs {
     /// Also show how the relevance gate would behave at other thresholds (calibration).
     #[arg(long)]
     pub sweep: bool,
+    /// Also write the JSON report (every question's result) to this file, beside the table.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Answer with this backend only.
     #[arg(long, value_name = "NAME", value_parser = ["gemini", "openai", "local", "extractive"])]
     pub backend: Option<String>,
@@ -481,6 +484,10 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let results =
         crate::eval::run(&cases, &searcher, &answerer, args.backend.as_deref(), settings.answer.max_passages).await?;
     let report = crate::eval::report(results);
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -34,11 +34,20 @@ fn citations(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The eval report as `--json` prints it, checked against the copy `--report` writes.
 fn eval_report(ws: &Workspace) -> Value {
     let file = examples_dir().join("questions.jsonl");
-    let out = ws.run("supportbot", &["eval", "--json", file.to_str().expect("utf-8")]);
+    let saved = ws.path().join("report.json");
+    let out = ws.run(
+        "supportbot",
+        &["eval", "--json", "--report", saved.to_str().expect("utf-8"), file.to_str().expect("utf-8")],
+    );
     assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("eval JSON")
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("eval JSON");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).expect("--report wrote its file")).expect("report JSON");
+    assert_eq!(printed, written, "--report writes what --json prints");
+    printed
 }
 
 #[test]
