@@ -55,6 +55,26 @@ pub fn detect_language(text: &str) -> String {
     }
 }
 
+/// `text` cut into its maximal runs of CJK characters and of everything else, in order; `true`
+/// marks a CJK run.
+pub fn script_runs(text: &str) -> Vec<(bool, &str)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut current = None;
+    for (i, c) in text.char_indices() {
+        let cjk = is_cjk(c);
+        if current.is_some_and(|r| r != cjk) {
+            runs.push((!cjk, &text[start..i]));
+            start = i;
+        }
+        current = Some(cjk);
+    }
+    if let Some(cjk) = current {
+        runs.push((cjk, &text[start..]));
+    }
+    runs
+}
+
 /// Whether a language code (from [`detect_language`]) is Chinese, Japanese or Korean.
 pub fn is_cjk_language(code: &str) -> bool {
     matches!(code, "zh" | "ja" | "ko")
@@ -143,6 +163,13 @@ fn iso639_1(lang: whatlang::Lang) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_runs_alternate_in_order() {
+        assert_eq!(script_runs("打开 Writer，点击文件"), [(true, "打开"), (false, " Writer，"), (true, "点击文件")]);
+        assert_eq!(script_runs("plain"), [(false, "plain")]);
+        assert!(script_runs("").is_empty());
+    }
 
     #[test]
     fn chinese_with_a_latin_product_name_is_cjk() {

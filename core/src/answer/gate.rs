@@ -9,8 +9,6 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::lang::is_cjk;
-
 /// Character bigrams of the CJK runs in `text` (punctuation and other scripts ignored); a lone
 /// CJK character counts as a unigram.
 pub fn cjk_bigrams(text: &str) -> HashSet<String> {
@@ -69,16 +67,7 @@ pub fn cjk_overlap(question: &str, passage: &str) -> f32 {
 
 /// The maximal runs of CJK characters in `text`.
 fn cjk_runs(text: &str) -> Vec<Vec<char>> {
-    let mut runs = vec![Vec::new()];
-    for c in text.chars() {
-        if is_cjk(c) {
-            runs.last_mut().expect("never empty").push(c);
-        } else if !runs.last().expect("never empty").is_empty() {
-            runs.push(Vec::new());
-        }
-    }
-    runs.retain(|r| !r.is_empty());
-    runs
+    crate::lang::script_runs(text).into_iter().filter(|(cjk, _)| *cjk).map(|(_, run)| run.chars().collect()).collect()
 }
 
 /// Dice similarity of two CJK texts' bigram sets: how close two questions are.

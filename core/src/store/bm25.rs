@@ -11,7 +11,7 @@ use qdrant_edge::external::ordered_float::NotNan;
 use qdrant_edge::{SparseVector, TokenizerType};
 
 use super::StoreError;
-use crate::lang::is_cjk;
+use crate::lang::script_runs;
 
 /// Average chunk length in BM25 tokens (stop words removed), for length normalisation.
 /// Chunks are cut at about 200 model tokens, which leaves roughly 100 BM25 terms.
@@ -49,42 +49,26 @@ impl Bm25Encoder {
 /// variants are folded first (traditional and simplified forms match), as charabia did.
 fn bm25_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);
-    let mut word = String::new();
-    let mut run: Vec<char> = Vec::new();
-    let end_word = |word: &mut String, out: &mut String| {
-        if word.chars().any(char::is_alphabetic) {
-            out.push_str(word);
-            out.push(' ');
-        }
-        word.clear();
-    };
-    let end_run = |run: &mut Vec<char>, out: &mut String| {
-        if run.len() == 1 {
-            out.push(run[0]);
-            out.push(' ');
-        }
-        for pair in run.windows(2) {
-            out.push(pair[0]);
-            out.push(pair[1]);
-            out.push(' ');
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if is_cjk(c) {
-            end_word(&mut word, &mut out);
-            run.push(KVARIANTS.get(&c).map_or(c, |v| v.destination_ideograph));
+    for (cjk, part) in script_runs(text) {
+        if cjk {
+            let run: Vec<char> =
+                part.chars().map(|c| KVARIANTS.get(&c).map_or(c, |v| v.destination_ideograph)).collect();
+            if run.len() == 1 {
+                out.push(run[0]);
+                out.push(' ');
+            }
+            for pair in run.windows(2) {
+                out.push(pair[0]);
+                out.push(pair[1]);
+                out.push(' ');
+            }
         } else {
-            end_run(&mut run, &mut out);
-            if c.is_alphanumeric() {
-                word.push(c);
-            } else {
-                end_word(&mut word, &mut out);
+            for word in part.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().any(char::is_alphabetic)) {
+                out.push_str(word);
+                out.push(' ');
             }
         }
     }
-    end_word(&mut word, &mut out);
-    end_run(&mut run, &mut out);
     out
 }
 
