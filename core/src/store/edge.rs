@@ -13,7 +13,7 @@ use qdrant_edge::{
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, Modifier, NamedQuery,
     PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
     QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors,
-    WithPayloadInterface, WithVector,
+    WalOptions, WithPayloadInterface, WithVector,
 };
 
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
@@ -26,6 +26,11 @@ use crate::embed::e5::E5_DIMENSION;
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "LOCK";
+/// The shard's write-ahead log, inside `SHARD_DIR`.
+const WAL_DIR: &str = "wal";
+/// Bytes per write-ahead-log segment of a new index (qdrant-edge's default is 32 MiB). The log
+/// keeps the newest closed segment and the open ones (see [`trim_wal`]), so this bounds it.
+const WAL_SEGMENT_BYTES: usize = 4 << 20;
 /// Points per scroll page.
 const PAGE: usize = 1000;
 
@@ -35,6 +40,8 @@ struct Inner {
     /// qdrant-edge's `flush` expects no concurrent update.
     shard: RwLock<Option<EdgeShard>>,
     bm25: Bm25Encoder,
+    /// Write-ahead-log segment size of shards this store creates.
+    wal_segment_bytes: usize,
     _lock: File,
 }
 
@@ -54,19 +61,21 @@ fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
-fn shard_config(layout: VectorLayout) -> qdrant_edge::EdgeConfig {
+fn shard_config(layout: VectorLayout, wal_segment_bytes: usize) -> qdrant_edge::EdgeConfig {
+    let wal = WalOptions { segment_capacity: wal_segment_bytes, ..WalOptions::default() };
     let mut config = EdgeConfigBuilder::new()
         .vector(DENSE_VECTOR, EdgeVectorParams::builder(layout.dimension, Distance::Cosine).build())
-        .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build());
+        .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
+        .wal_options(wal);
     if layout.multilingual {
         config = config.vector(MULTILINGUAL_VECTOR, EdgeVectorParams::builder(E5_DIMENSION, Distance::Cosine).build());
     }
     config.build()
 }
 
-fn create_shard(dir: &Path, layout: VectorLayout) -> Result<EdgeShard, StoreError> {
+fn create_shard(dir: &Path, layout: VectorLayout, wal_segment_bytes: usize) -> Result<EdgeShard, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| other(format!("creating {}: {e}", dir.display())))?;
-    let shard = EdgeShard::new(dir, shard_config(layout)).map_err(other)?;
+    let shard = EdgeShard::new(dir, shard_config(layout, wal_segment_bytes)).map_err(other)?;
     for field in payload::INDEXED_FIELDS {
         let op = UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
             field_name: json_path(field),
@@ -75,6 +84,47 @@ fn create_shard(dir: &Path, layout: VectorLayout) -> Result<EdgeShard, StoreErro
         shard.update(op).map_err(other)?;
     }
     Ok(shard)
+}
+
+/// Opens an existing shard, first trimming its write-ahead log.
+fn load_shard(dir: &Path) -> Result<EdgeShard, StoreError> {
+    let freed = trim_wal(&dir.join(WAL_DIR))?;
+    if freed > 0 {
+        tracing::info!(bytes = freed, "trimmed the index's write-ahead log");
+    }
+    EdgeShard::load(dir, None).map_err(|e| other(format!("opening {}: {e}", dir.display())))
+}
+
+/// qdrant-edge 0.7.2 writes every update to the shard's write-ahead log but never reads the log
+/// back (a shard loads from its flushed segments) and never truncates it, so the log would keep
+/// every write the index ever took: each sync would add its passages and vectors to it for good.
+/// With the shard closed, this deletes the log's closed segments (`closed-<first entry>`) except
+/// the newest, oldest first, as qdrant's own truncation would. The newest must stay: the log's
+/// numbering continues from it, and updates are ordered against the version each point was
+/// written at by that number (a log restarted at 0 would have later deletes and overwrites of
+/// existing points ignored). Returns the bytes freed.
+fn trim_wal(wal_dir: &Path) -> Result<u64, StoreError> {
+    let Ok(entries) = std::fs::read_dir(wal_dir) else {
+        return Ok(0);
+    };
+    let mut closed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| other(format!("reading {}: {e}", wal_dir.display())))?;
+        let name = entry.file_name();
+        let Some(first) = name.to_str().and_then(|n| n.strip_prefix("closed-")).and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        closed.push((first, entry.path(), entry.metadata().map_or(0, |m| m.len())));
+    }
+    closed.sort_unstable_by_key(|c| c.0);
+    closed.pop();
+    let mut freed = 0;
+    for (_, path, bytes) in closed {
+        std::fs::remove_file(&path).map_err(|e| other(format!("removing {}: {e}", path.display())))?;
+        freed += bytes;
+    }
+    Ok(freed)
 }
 
 fn json_path(field: &str) -> JsonPath {
@@ -116,6 +166,10 @@ impl EdgeStore {
     /// (for ingest); without, it is [`StoreError::Missing`]. An existing index keeps its own
     /// layout. Another process holding the index is [`StoreError::Locked`].
     pub fn open(dir: &Path, create: Option<VectorLayout>) -> Result<Self, StoreError> {
+        Self::open_with(dir, create, WAL_SEGMENT_BYTES)
+    }
+
+    fn open_with(dir: &Path, create: Option<VectorLayout>, wal_segment_bytes: usize) -> Result<Self, StoreError> {
         let shard_dir = dir.join(SHARD_DIR);
         let exists = shard_dir.join("edge_config.json").is_file();
         if !exists && create.is_none() {
@@ -146,14 +200,18 @@ impl EdgeStore {
         // Record our pid for the error message a second process will print.
         let _ = lock.set_len(0).and_then(|_| write!(lock, "{}", std::process::id()));
         let shard = match create {
-            Some(layout) if !exists => create_shard(&shard_dir, layout)?,
-            _ => {
-                EdgeShard::load(&shard_dir, None).map_err(|e| other(format!("opening {}: {e}", shard_dir.display())))?
-            }
+            Some(layout) if !exists => create_shard(&shard_dir, layout, wal_segment_bytes)?,
+            _ => load_shard(&shard_dir)?,
         };
         let bm25 = Bm25Encoder::new()?;
         Ok(Self {
-            inner: Arc::new(Inner { dir: dir.to_path_buf(), shard: RwLock::new(Some(shard)), bm25, _lock: lock }),
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                shard: RwLock::new(Some(shard)),
+                bm25,
+                wal_segment_bytes,
+                _lock: lock,
+            }),
         })
     }
 
@@ -453,7 +511,16 @@ impl KnowledgeStore for EdgeStore {
         // Without it a large index is searched exhaustively: at 100k chunks search p50 drops from
         // 17 to 7 ms once optimised (BENCHMARKS.md, section 6).
         EdgeStore::optimize(self).await?;
-        self.flush().await
+        self.flush().await?;
+        // Reopened, the shard's log is trimmed now rather than at the next open: an ingest ends
+        // with an index whose size on disk is what it holds.
+        self.blocking(|inner| {
+            let mut guard = inner.shard.write().map_err(|_| other("index lock poisoned"))?;
+            guard.take();
+            *guard = Some(load_shard(&inner.dir.join(SHARD_DIR))?);
+            Ok(())
+        })
+        .await
     }
 
     async fn clear(&self, layout: VectorLayout) -> Result<(), StoreError> {
@@ -466,7 +533,7 @@ impl KnowledgeStore for EdgeStore {
                 std::fs::remove_dir_all(&shard_dir)
                     .map_err(|e| other(format!("removing {}: {e}", shard_dir.display())))?;
             }
-            *guard = Some(create_shard(&shard_dir, layout)?);
+            *guard = Some(create_shard(&shard_dir, layout, inner.wal_segment_bytes)?);
             Ok(())
         })
         .await
@@ -556,6 +623,62 @@ mod tests {
         store.upsert_chunks(vec![chunk("c.md", 2, "curated answer")]).await.unwrap();
         let dense = store.dense_search(&[0.0, 0.0, 1.0, 0.0], 1, &SearchFilter::default()).await.unwrap();
         assert_eq!(dense[0].chunk.source, "c.md");
+    }
+
+    #[tokio::test]
+    async fn the_write_ahead_log_is_trimmed_and_later_updates_still_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join(SHARD_DIR).join(WAL_DIR);
+        let closed_segments = || {
+            std::fs::read_dir(&wal)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("closed-"))
+                .count()
+        };
+        // Small log segments, so that a few writes roll the log over several times.
+        let store = EdgeStore::open_with(dir.path(), Some(LAYOUT), 16 << 10).unwrap();
+        let filler = "lorem ipsum ".repeat(200);
+        for _ in 0..4 {
+            // The index holds these 20 passages once; the log holds every write of them.
+            let chunks = (0..20).map(|i| chunk("a.md", i, &format!("{filler} {i}"))).collect();
+            store.upsert_chunks(chunks).await.unwrap();
+        }
+        store.complete_document(&record("a.md", 20)).await.unwrap();
+        store.upsert_chunks(vec![chunk("b.md", 100, "refund policy")]).await.unwrap();
+        store.complete_document(&record("b.md", 1)).await.unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+        let before = closed_segments();
+        assert!(before > 2, "the log rolled over several times: {before} closed segments");
+
+        let store = EdgeStore::open(dir.path(), None).unwrap();
+        assert_eq!(closed_segments(), 1, "only the newest closed segment is kept");
+        // Deleting and overwriting points written before the trim still works: the log's
+        // numbering, which orders writes against the points' versions, did not restart.
+        store.remove_document("docs", "a.md").await.unwrap();
+        store.upsert_chunks(vec![chunk("b.md", 100, "refunds within 30 days")]).await.unwrap();
+        store.flush().await.unwrap();
+        drop(store);
+
+        let store = EdgeStore::open(dir.path(), None).unwrap();
+        let lorem = store.sparse_search("lorem", 5, &SearchFilter::default()).await.unwrap();
+        assert!(lorem.is_empty(), "the deleted passages are gone: {:?}", lorem.len());
+        let refund = store.sparse_search("refunds", 5, &SearchFilter::default()).await.unwrap();
+        assert_eq!(refund.len(), 1);
+        assert_eq!(refund[0].chunk.text, "refunds within 30 days", "the overwrite holds");
+        let docs = store.documents("docs").await.unwrap();
+        assert_eq!(docs.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
+
+        // An ingest that wrote ends with `compact`, which trims what it logged there and then.
+        for _ in 0..4 {
+            let chunks = (0..20).map(|i| chunk("c.md", i, &format!("{filler} {i}"))).collect();
+            store.upsert_chunks(chunks).await.unwrap();
+        }
+        assert!(closed_segments() > 1);
+        store.compact().await.unwrap();
+        assert_eq!(closed_segments(), 1);
+        let lorem = store.sparse_search("lorem", 50, &SearchFilter::default()).await.unwrap();
+        assert_eq!(lorem.len(), 20, "the reopened index serves what was written");
     }
 
     #[test]
