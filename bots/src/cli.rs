@@ -484,12 +484,12 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let results =
         crate::eval::run(&cases, &searcher, &answerer, args.backend.as_deref(), settings.answer.max_passages).await?;
     let report = crate::eval::report(results);
-    if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
+    let json = if args.json || args.report.is_some() { Some(serde_json::to_string_pretty(&report)?) } else { None };
+    if let (Some(path), Some(json)) = (&args.report, &json) {
+        std::fs::write(path, json).map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if let (true, Some(json)) = (args.json, &json) {
+        println!("{json}");
     } else {
         crate::eval::print_table(&report);
         if args.sweep {
