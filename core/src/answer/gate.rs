@@ -65,6 +65,13 @@ pub fn cjk_overlap(question: &str, passage: &str) -> f32 {
     if topical == 0 { 0.0 } else { covered as f32 / topical as f32 }
 }
 
+/// How well `passage` covers a CJK question, the score the gate and the extractive backend use
+/// for such questions: the better of [`cjk_overlap`] and [`lexical_coverage`]. The second also
+/// counts the Latin words of a mixed question ("VLOOKUP 怎么用"), which the first leaves out.
+pub fn cjk_relevance(question: &str, passage: &str) -> f32 {
+    cjk_overlap(question, passage).max(lexical_coverage(question, passage))
+}
+
 /// The maximal runs of CJK characters in `text`.
 fn cjk_runs(text: &str) -> Vec<Vec<char>> {
     crate::lang::script_runs(text).into_iter().filter(|(cjk, _)| *cjk).map(|(_, run)| run.chars().collect()).collect()
@@ -254,6 +261,16 @@ mod tests {
         let one = cjk_overlap(q, "密码至少八位。");
         assert!((both - 4.0 / 7.0).abs() < 1e-6, "{both}");
         assert!((one - 2.0 / 7.0).abs() < 1e-6, "{one}");
+    }
+
+    #[test]
+    fn latin_words_of_a_cjk_question_count_toward_relevance() {
+        // No topical bigram of 函数怎么用 is in the passage; the function name is.
+        let q = "VLOOKUP 函数怎么用";
+        let named = "使用 VLOOKUP 查找数据。";
+        assert_eq!(cjk_overlap(q, named), 0.0);
+        assert!(cjk_relevance(q, named) > 0.0);
+        assert!(cjk_relevance(q, named) > cjk_relevance(q, "使用查找数据。"));
     }
 
     #[test]

@@ -194,11 +194,7 @@ const COVERAGE_FOR_BONUS: f32 = 0.75;
 ///   question's terms.
 pub fn gate_score(question: &str, results: &[SearchResult], max_passages: usize) -> f32 {
     if is_cjk_text(question) {
-        results
-            .iter()
-            .take(max_passages)
-            .map(|r| gate::cjk_overlap(question, &r.chunk.text).max(gate::lexical_coverage(question, &r.chunk.text)))
-            .fold(0.0, f32::max)
+        results.iter().take(max_passages).map(|r| gate::cjk_relevance(question, &r.chunk.text)).fold(0.0, f32::max)
     } else {
         results
             .iter()
@@ -477,14 +473,7 @@ impl Answerer {
                 citation: r.chunk.citation(),
                 text: gate::neutralize_instructions(&r.chunk.text),
                 // What the extractive backend ranks by: cosine, or lexical overlap for CJK.
-                relevance: if cjk {
-                    Some(
-                        gate::cjk_overlap(&question, &r.chunk.text)
-                            .max(gate::lexical_coverage(&question, &r.chunk.text)),
-                    )
-                } else {
-                    r.dense_score
-                },
+                relevance: if cjk { Some(gate::cjk_relevance(&question, &r.chunk.text)) } else { r.dense_score },
             })
             .collect();
         let sources: BTreeMap<usize, Citation> =
