@@ -67,7 +67,7 @@ pub fn cjk_overlap(question: &str, passage: &str) -> f32 {
 
 /// How well `passage` covers a CJK question, the score the gate and the extractive backend use
 /// for such questions: the better of [`cjk_overlap`] and [`lexical_coverage`]. The second also
-/// counts the Latin words of a mixed question ("VLOOKUP 怎么用"), which the first leaves out.
+/// counts the Latin words of a mixed question ("VLOOKUP 函数怎么用"), which the first leaves out.
 pub fn cjk_relevance(question: &str, passage: &str) -> f32 {
     cjk_overlap(question, passage).max(lexical_coverage(question, passage))
 }
