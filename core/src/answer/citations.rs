@@ -1,7 +1,7 @@
 //! The citation check: markers in an answer may only point at passages that were retrieved and
 //! shown to the model. Markers to passages that do not exist are dropped, duplicates of the same
 //! source are merged, the cited sources are listed, and links that are not among the citations
-//! are removed from the text.
+//! and prompt delimiters a model echoed are removed from the text.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
@@ -37,6 +37,24 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+").expect("val
 static MARKDOWN_LINK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[([^\]\n]*)\]\((https?://[^)\s]+)\)").expect("valid link regex"));
 static BARE_URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://[^\s<>()\[\]]+").expect("valid url regex"));
+/// The delimiters the prompt wraps passages and the question in (`answer::prompt`), and the
+/// `<answer>` a model sometimes adds. Small models echo them; in a chat they are noise.
+static PROMPT_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"</?(?:passages|passage|question|answer)(?:\s[^<>\n]*)?>[ \t]*\n?").expect("valid tag regex")
+});
+const PROMPT_TAG_NAMES: &[&str] = &["passages", "passage", "question", "answer"];
+
+/// Whether `text[i..]` starts (or, cut short, could start) one of the prompt's delimiters.
+fn prompt_tag_at(text: &str, i: usize) -> bool {
+    let rest = text[i..].strip_prefix('<').unwrap_or_default();
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    if name.len() == rest.len() {
+        // The text ends inside the name: it may still become a delimiter.
+        return PROMPT_TAG_NAMES.iter().any(|t| t.starts_with(name.as_str()));
+    }
+    PROMPT_TAG_NAMES.contains(&name.as_str())
+}
 
 fn allowed(url: &str, allowed_urls: &[String]) -> bool {
     let url = url.trim_end_matches(['.', ',', ';', ':', '!', '?', '\'', '"']);
@@ -63,7 +81,8 @@ pub fn strip_unknown_links(text: &str, allowed_urls: &[String]) -> String {
 }
 
 /// Rewrites the markers of `text` (drops those to passages that do not exist, merges duplicates
-/// of one source into its first number) and, with `strip_links`, removes unknown links. Returns
+/// of one source into its first number) and, with `strip_links` (a model's text), removes
+/// unknown links and echoed prompt delimiters. Returns
 /// the text and the cited numbers in order of appearance.
 fn rewrite(text: &str, sources: &BTreeMap<usize, Citation>, strip_links: bool, cited: &mut Vec<usize>) -> String {
     // Several passages can come from the same place: cite each place once, by its first number.
@@ -95,6 +114,7 @@ fn rewrite(text: &str, sources: &BTreeMap<usize, Citation>, strip_links: bool, c
     });
     if strip_links {
         let allowed: Vec<String> = sources.values().filter_map(|c| c.url.clone()).collect();
+        let text = PROMPT_TAG.replace_all(&text, "");
         strip_unknown_links(&text, &allowed)
     } else {
         text.into_owned()
@@ -118,8 +138,9 @@ pub fn check(text: &str, sources: &BTreeMap<usize, Citation>, strip_links: bool)
 }
 
 /// Applies the same checks to a stream of text pieces: text is released up to the last
-/// whitespace outside brackets (markers and links never contain an unbracketed space), so a
-/// marker or a link is never emitted before it is complete and checked.
+/// whitespace outside brackets and prompt delimiters (markers and links never contain an
+/// unbracketed space), so a marker, a link or a delimiter is never emitted before it is complete
+/// and checked.
 #[derive(Debug)]
 pub struct StreamSanitizer {
     sources: BTreeMap<usize, Citation>,
@@ -136,12 +157,22 @@ impl StreamSanitizer {
     pub fn push(&mut self, piece: &str) -> String {
         self.pending.push_str(piece);
         let mut depth = 0i32;
+        // Inside a prompt delimiter, which holds spaces ("<passage n=\"1\" …>"), nothing is cut.
+        let mut in_tag = false;
         let mut cut = None;
         for (i, c) in self.pending.char_indices() {
             match c {
+                '<' if self.strip_links && prompt_tag_at(&self.pending, i) => {
+                    in_tag = true;
+                    // Up to here is safe whatever the tag turns out to be.
+                    if depth == 0 {
+                        cut = Some(i);
+                    }
+                }
+                '>' => in_tag = false,
                 '[' | '【' | '(' => depth += 1,
                 ']' | '】' | ')' => depth = (depth - 1).max(0),
-                c if c.is_whitespace() && depth == 0 => cut = Some(i),
+                c if c.is_whitespace() && depth == 0 && !in_tag => cut = Some(i),
                 _ => {}
             }
         }
@@ -216,6 +247,36 @@ mod tests {
         }
         shown.push_str(&s.finish());
         assert_eq!(shown, "Set HTTPS_PROXY and see [link removed] now [1].");
+    }
+
+    /// What SmolLM2-135M answered on the LibreOffice help: the prompt's own markup, echoed.
+    const ECHOED: &str = "The passage is:\n<passage n=\"1\" title=\"Proxy settings\" source=\"guide/install.md#proxy\">\nSet HTTPS_PROXY [1].\n</passage>\n</passages>\n\nThe answer is:\n<answer>\nRestart the agent.\n</answer>";
+
+    #[test]
+    fn echoed_prompt_delimiters_are_removed_from_model_answers() {
+        let c = check(ECHOED, &sources(), true);
+        assert!(!c.text.contains('<') && !c.text.contains('>'), "{}", c.text);
+        assert_eq!(c.text, "The passage is:\nSet HTTPS_PROXY [1].\n\nThe answer is:\nRestart the agent.");
+        // Text that is not a delimiter stays, and extractive answers (documentation) are verbatim.
+        assert_eq!(check("Use a <passageway> if a < b.", &sources(), true).text, "Use a <passageway> if a < b.");
+        assert!(check(ECHOED, &sources(), false).text.contains("<answer>"));
+    }
+
+    #[test]
+    fn streamed_delimiters_are_removed_even_when_split_across_pieces() {
+        let mut s = StreamSanitizer::new(sources(), true);
+        let mut shown = String::new();
+        let chars: Vec<char> = ECHOED.chars().collect();
+        for piece in chars.chunks(3) {
+            shown.push_str(&s.push(&piece.iter().collect::<String>()));
+            assert!(!shown.contains("<passage") && !shown.contains("<answer"), "{shown}");
+        }
+        shown.push_str(&s.finish());
+        assert!(!shown.contains('<') && !shown.contains('>'), "{shown}");
+        assert!(shown.contains("Set HTTPS_PROXY [1].") && shown.contains("Restart the agent."), "{shown}");
+        // A lone "<" is not held back.
+        let mut s = StreamSanitizer::new(sources(), true);
+        assert_eq!(s.push("if a < b then "), "if a < b then");
     }
 
     #[test]
