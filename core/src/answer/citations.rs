@@ -170,6 +170,13 @@ impl StreamSanitizer {
                     }
                 }
                 '>' => in_tag = false,
+                // A delimiter never spans lines: a "<passage" left open ends at the line's end.
+                '\n' if in_tag => {
+                    in_tag = false;
+                    if depth == 0 {
+                        cut = Some(i);
+                    }
+                }
                 '[' | '【' | '(' => depth += 1,
                 ']' | '】' | ')' => depth = (depth - 1).max(0),
                 c if c.is_whitespace() && depth == 0 && !in_tag => cut = Some(i),
@@ -274,9 +281,11 @@ mod tests {
         shown.push_str(&s.finish());
         assert!(!shown.contains('<') && !shown.contains('>'), "{shown}");
         assert!(shown.contains("Set HTTPS_PROXY [1].") && shown.contains("Restart the agent."), "{shown}");
-        // A lone "<" is not held back.
+        // A lone "<" is not held back, nor the rest of a line after a "<question" left open.
         let mut s = StreamSanitizer::new(sources(), true);
         assert_eq!(s.push("if a < b then "), "if a < b then");
+        let mut s = StreamSanitizer::new(sources(), true);
+        assert_eq!(s.push("see <question n=\n1 and more text "), "see <question n=\n1 and more text");
     }
 
     #[test]
