@@ -39,10 +39,10 @@ static MARKDOWN_LINK: LazyLock<Regex> =
 static BARE_URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://[^\s<>()\[\]]+").expect("valid url regex"));
 /// The delimiters the prompt wraps passages and the question in (`answer::prompt`), and the
 /// `<answer>` a model sometimes adds. Small models echo them; in a chat they are noise.
-static PROMPT_TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"</?(?:passages|passage|question|answer)(?:\s[^<>\n]*)?>[ \t]*\n?").expect("valid tag regex")
-});
 const PROMPT_TAG_NAMES: &[&str] = &["passages", "passage", "question", "answer"];
+static PROMPT_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"</?(?:{})(?:\s[^<>\n]*)?>[ \t]*\n?", PROMPT_TAG_NAMES.join("|"))).expect("valid tag regex")
+});
 
 /// Whether `text[i..]` starts (or, cut short, could start) one of the prompt's delimiters.
 fn prompt_tag_at(text: &str, i: usize) -> bool {
