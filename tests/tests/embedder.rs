@@ -42,6 +42,39 @@ fn concurrent_questions_each_get_their_own_vector() {
     }
 }
 
+/// A passage's vector does not depend on what it is batched with (padding is masked out of the
+/// mean), text past the model's 256 tokens is cut, vectors have unit length, and a paraphrase
+/// lands far closer than an unrelated sentence.
+#[test]
+fn vectors_ignore_padding_and_truncate_long_passages() {
+    if !assets_available("vectors_ignore_padding_and_truncate_long_passages") {
+        return;
+    }
+    let ws = Workspace::new();
+    let settings = test_settings(ws.path(), &ws.index_dir());
+    let embedder = supportbot_core::wiring::embedder(&settings, None).expect("embedding model loads");
+    let short = "Open ports 8443 and 7100 in the firewall.".to_string();
+    let long: String = (1..=200).map(|i| format!("Step {i} of the upgrade keeps your data. ")).collect();
+    let longer = format!("{long} The last paragraph is about something else entirely: baking bread.");
+
+    let alone = embedder.embed_documents(std::slice::from_ref(&short)).expect("embeds");
+    let batched = embedder.embed_documents(&[long.clone(), short.clone(), longer.clone()]).expect("embeds");
+    assert_eq!(batched.len(), 3);
+    let same = cosine(&alone[0], &batched[1]);
+    assert!(same > 0.9999, "the short passage changed when padded beside long ones: cosine {same}");
+    for v in &batched {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "norm {norm}");
+    }
+    let cut = cosine(&batched[0], &batched[2]);
+    assert!(cut > 0.9999, "text beyond the model's 256 tokens changed the vector: cosine {cut}");
+
+    let question = embedder.embed_query("Which ports do I need to open on my firewall?").expect("embeds");
+    let unrelated = embedder.embed_query("What is a good recipe for sourdough bread?").expect("embeds");
+    let (close, far) = (cosine(&question, &alone[0]), cosine(&unrelated, &alone[0]));
+    assert!(close > 0.5 && far < 0.2, "paraphrase {close}, unrelated {far}");
+}
+
 /// Asks every question of [`QUESTIONS`] at once, one thread each, and checks that each asker
 /// got the vector its question has when asked `alone`.
 fn each_gets_its_own_vector(

@@ -1,5 +1,5 @@
 //! The `Embedder` capability (texts → vectors) and its local implementation, `FastEmbedder`,
-//! which runs an ONNX sentence-embedding model through fastembed and ONNX Runtime.
+//! which runs an ONNX sentence-embedding model through ONNX Runtime.
 //! `WithMultilingual` adds a second, multilingual model (`e5`) for CJK passages and questions.
 
 pub mod e5;
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::lang::is_cjk_language;
-use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use tokenizers::{AddedToken, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// Why embedding could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -177,13 +177,22 @@ pub struct FastEmbedOptions {
 /// Dimension of all-MiniLM-L6-v2; other models report theirs through `config.json`.
 const DEFAULT_DIMENSION: usize = 384;
 
-/// Local sentence embeddings through fastembed + ONNX Runtime (loaded dynamically from the
-/// configured path, never from `ORT_DYLIB_PATH`).
+/// Local sentence embeddings: the model's tokenizer and an ONNX Runtime session (the library
+/// loaded dynamically from the configured path, never from `ORT_DYLIB_PATH`), mean pooling
+/// and L2 normalisation, as sentence-transformers computes them.
 pub struct FastEmbedder {
-    model: Mutex<TextEmbedding>,
+    model: Mutex<OnnxModel>,
     model_id: String,
     dimension: usize,
     batch_size: usize,
+}
+
+/// The session and the tokenizer that feeds it.
+struct OnnxModel {
+    session: ort::session::Session,
+    tokenizer: Tokenizer,
+    /// BERT-style graphs take `token_type_ids`; others do not.
+    token_type_ids: bool,
 }
 
 impl std::fmt::Debug for FastEmbedder {
@@ -223,39 +232,163 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
     std::fs::read(&path).map_err(|e| EmbedError::MissingFile { path, reason: e.to_string() })
 }
 
+fn read_json(dir: &Path, name: &str) -> Result<serde_json::Value, EmbedError> {
+    let bytes = read(dir, name)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| EmbedError::MissingFile { path: dir.join(name), reason: format!("not valid JSON: {e}") })
+}
+
+/// The model's tokenizer, truncating at `max_tokens` (or the model's own limit, if lower) and
+/// padding each batch to its longest input with the model's pad token.
+fn load_tokenizer(dir: &Path, max_tokens: usize) -> Result<Tokenizer, EmbedError> {
+    let config = read_json(dir, "config.json")?;
+    let tokenizer_config = read_json(dir, "tokenizer_config.json")?;
+    let special_tokens = read_json(dir, "special_tokens_map.json")?;
+    let path = dir.join("tokenizer.json");
+    let bad = |reason: String| EmbedError::MissingFile { path: path.clone(), reason };
+    let mut tokenizer = Tokenizer::from_bytes(read(dir, "tokenizer.json")?).map_err(|e| bad(e.to_string()))?;
+    let model_max = tokenizer_config.get("model_max_length").and_then(|m| m.as_f64()).unwrap_or(f64::MAX);
+    let max_length = if model_max < max_tokens as f64 { model_max as usize } else { max_tokens };
+    let pad = &tokenizer_config["pad_token"];
+    let pad_token = pad.as_str().or_else(|| pad["content"].as_str()).unwrap_or("[PAD]").to_string();
+    let pad_id =
+        config["pad_token_id"].as_u64().map(|id| id as u32).or_else(|| tokenizer.token_to_id(&pad_token)).unwrap_or(0);
+    tokenizer
+        .with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_token,
+            pad_id,
+            ..Default::default()
+        }))
+        .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+        .map_err(|e| bad(e.to_string()))?;
+    // The special tokens as fastembed registers them, so that vectors match indexes it built.
+    if let serde_json::Value::Object(map) = special_tokens {
+        let tokens: Vec<AddedToken> = map
+            .values()
+            .filter_map(|v| match v {
+                serde_json::Value::String(content) => {
+                    Some(AddedToken { content: content.clone(), special: true, ..Default::default() })
+                }
+                serde_json::Value::Object(o) => Some(AddedToken {
+                    content: o.get("content")?.as_str()?.to_string(),
+                    special: true,
+                    single_word: o.get("single_word")?.as_bool()?,
+                    lstrip: o.get("lstrip")?.as_bool()?,
+                    rstrip: o.get("rstrip")?.as_bool()?,
+                    normalized: o.get("normalized")?.as_bool()?,
+                }),
+                _ => None,
+            })
+            .collect();
+        tokenizer.add_special_tokens(tokens).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(tokenizer)
+}
+
 impl FastEmbedder {
     pub fn new(opts: &FastEmbedOptions) -> Result<Self, EmbedError> {
         // Read the files first: a missing model is the likelier mistake and deserves its own message.
         let onnx = read(&opts.model_dir, "model.onnx")?;
-        let tokenizer_files = TokenizerFiles {
-            tokenizer_file: read(&opts.model_dir, "tokenizer.json")?,
-            config_file: read(&opts.model_dir, "config.json")?,
-            special_tokens_map_file: read(&opts.model_dir, "special_tokens_map.json")?,
-            tokenizer_config_file: read(&opts.model_dir, "tokenizer_config.json")?,
-        };
-        let dimension = serde_json::from_slice::<serde_json::Value>(&tokenizer_files.config_file)
-            .ok()
-            .and_then(|c| c.get("hidden_size").and_then(|h| h.as_u64()))
+        let tokenizer = load_tokenizer(&opts.model_dir, opts.max_tokens)?;
+        let dimension = read_json(&opts.model_dir, "config.json")?
+            .get("hidden_size")
+            .and_then(|h| h.as_u64())
             .map_or(DEFAULT_DIMENSION, |h| h as usize);
         let environment = init_runtime(&opts.onnxruntime_path)?;
-        let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
-        let options = InitOptionsUserDefined::new()
-            .with_environment(environment)
-            .with_max_length(opts.max_tokens)
-            .with_intra_threads(opts.threads.max(1))
-            // ONNX Runtime's workers spin after each operator by default, competing with the
-            // async runtime's threads: without it a question's p95 fell from 16 to 10 ms on
-            // 2 cores, ingest unchanged (BENCHMARKS.md, section 6).
-            .with_session_config("session.intra_op.allow_spinning", "0");
-        let model = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|e| EmbedError::Inference(format!("loading {}: {e}", opts.model_dir.display())))?;
+        let loading = |e: String| EmbedError::Inference(format!("loading {}: {e}", opts.model_dir.display()));
+        let builder = ort::session::Session::builder(&environment).map_err(|e| loading(e.to_string()))?;
+        let built =
+            |r: Result<_, ort::Error<ort::session::builder::SessionBuilder>>| r.map_err(|e| loading(e.to_string()));
+        let builder = built(builder.with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3))?;
+        let builder = built(builder.with_intra_threads(opts.threads.max(1)))?;
+        // ONNX Runtime's workers spin after each operator by default, competing with the
+        // async runtime's threads: without it a question's p95 fell from 16 to 10 ms on
+        // 2 cores, ingest unchanged (BENCHMARKS.md, section 6).
+        let builder = built(builder.with_config_entry("session.intra_op.allow_spinning", "0"))?;
+        // Memory patterns plan each input shape's buffers ahead; batches of passages come in
+        // many shapes, so they only cost memory (BENCHMARKS.md, section 1).
+        let mut builder = built(builder.with_memory_pattern(false))?;
+        let session = builder.commit_from_memory(&onnx).map_err(|e| loading(e.to_string()))?;
+        let token_type_ids = session.inputs().iter().any(|input| input.name() == "token_type_ids");
         Ok(Self {
-            model: Mutex::new(model),
+            model: Mutex::new(OnnxModel { session, tokenizer, token_type_ids }),
             model_id: opts.model_id.clone(),
             dimension,
             batch_size: opts.batch_size.max(1),
         })
     }
+}
+
+impl OnnxModel {
+    /// One batch: tokenise (padded to the longest input), run the model, average the token
+    /// vectors under the attention mask and normalise.
+    fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let failed = |e: String| EmbedError::Inference(e);
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| failed(e.to_string()))?;
+        let rows = encodings.len();
+        let len = encodings.first().map_or(0, |e| e.len());
+        let mut ids = Vec::with_capacity(rows * len);
+        let mut mask = Vec::with_capacity(rows * len);
+        let mut types = Vec::with_capacity(rows * len);
+        for e in &encodings {
+            ids.extend(e.get_ids().iter().map(|&x| x as i64));
+            mask.extend(e.get_attention_mask().iter().map(|&x| x as i64));
+            types.extend(e.get_type_ids().iter().map(|&x| x as i64));
+        }
+        if ids.len() != rows * len {
+            return Err(failed("the tokenizer returned inputs of different lengths".into()));
+        }
+        let shape = [rows, len];
+        let tensor = |data: Vec<i64>| ort::value::Tensor::from_array((shape, data)).map_err(|e| failed(e.to_string()));
+        let mut inputs = ort::inputs!["input_ids" => tensor(ids)?, "attention_mask" => tensor(mask.clone())?];
+        if self.token_type_ids {
+            inputs.push(("token_type_ids".into(), tensor(types)?.into()));
+        }
+        let outputs = self.session.run(inputs).map_err(|e| failed(e.to_string()))?;
+        let output = if outputs.len() == 1 {
+            &outputs[0]
+        } else {
+            outputs
+                .get("last_hidden_state")
+                .ok_or_else(|| failed("the model has no last_hidden_state output".into()))?
+        };
+        let (out_shape, values) = output.try_extract_tensor::<f32>().map_err(|e| failed(e.to_string()))?;
+        let dims: &[i64] = out_shape;
+        let vectors = match *dims {
+            // Token vectors: mean over the tokens the attention mask keeps.
+            [b, t, d] if b as usize == rows && t as usize == len => {
+                let (t, d) = (t as usize, d as usize);
+                (0..rows)
+                    .map(|r| {
+                        let mut sum = vec![0f32; d];
+                        let mut kept = 0f32;
+                        for (k, &m) in mask[r * t..(r + 1) * t].iter().enumerate() {
+                            if m != 0 {
+                                kept += 1.0;
+                                let token = &values[(r * t + k) * d..(r * t + k + 1) * d];
+                                sum.iter_mut().zip(token).for_each(|(s, v)| *s += v);
+                            }
+                        }
+                        let kept = if kept == 0.0 { 1.0 } else { kept };
+                        sum.iter_mut().for_each(|s| *s /= kept);
+                        sum
+                    })
+                    .collect::<Vec<_>>()
+            }
+            // Already pooled by the graph.
+            [b, d] if b as usize == rows => values.chunks(d as usize).map(<[f32]>::to_vec).collect(),
+            _ => return Err(failed(format!("unexpected output shape {dims:?} for {rows} inputs of {len} tokens"))),
+        };
+        Ok(vectors.into_iter().map(normalize).collect())
+    }
+}
+
+/// L2-normalises a vector (a zero vector stays zero).
+fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm + 1e-12);
+    v
 }
 
 impl FastEmbedder {
@@ -271,7 +404,7 @@ impl FastEmbedder {
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
         for batch in order.chunks(self.batch_size) {
             let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            let embedded = model.embed(&inputs, None).map_err(|e| EmbedError::Inference(e.to_string()))?;
+            let embedded = model.embed(&inputs)?;
             for (&i, v) in batch.iter().zip(embedded) {
                 vectors[i] = Some(v);
             }
