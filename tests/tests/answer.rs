@@ -346,6 +346,52 @@ async fn chat_streams_answers_and_lists_sources() {
     assert!(server.requests()[0].body["stream"] == true, "chat asks for a stream");
 }
 
+/// A model that announces an answer and stops ("The answer to this question is:") has not
+/// answered: the extractive backend answers instead, and a streamed lead-in is completed with
+/// the best passage.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lead_in_without_an_answer_is_completed_from_the_passages() {
+    if !assets_available("lead_in") {
+        return;
+    }
+    let mut ws = ingested(None);
+    let server = fakes::openai::start([
+        Reply::text("The answer to this question is:"),
+        Reply::pieces(["The answer to ", "this question is:"]),
+    ])
+    .await;
+    ws.set_env("SUPPORTBOT__OPENAI__BASE_URL", &server.base_url);
+    ws.set_env("SUPPORTBOT__OPENAI__API_KEY", fakes::openai::API_KEY);
+    let q = "Which ports do I have to open in the firewall?";
+
+    let a = ask(&ws, &[q]).await;
+    assert_eq!((a["outcome"].as_str(), a["backend"].as_str()), (Some("fallback"), Some("extractive")), "{a}");
+    let text = a["answer"].as_str().expect("answer");
+    assert!(text.contains("8443") && text.contains("[1]"), "{text}");
+    assert!(!citations(&a).is_empty(), "{a}");
+
+    let mut cmd = tokio::process::Command::from(ws.command("supportbot"));
+    cmd.arg("chat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(format!("{q}\n\n").as_bytes()).await.expect("write");
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("chat hung")
+        .expect("wait");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let lead = shown.find("this question is:").unwrap_or_else(|| panic!("the streamed lead-in: {shown}"));
+    assert!(shown[lead..].contains("8443"), "the lead-in is completed with the passage: {shown}");
+    assert!(shown.contains("Sources:") && shown.contains("[1]"), "{shown}");
+    assert_eq!(server.request_count(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bundled_local_model_answers_only_when_chosen() {
     if !assets_available("local_answer") {

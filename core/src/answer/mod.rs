@@ -594,11 +594,24 @@ impl Answerer {
                         emit(&text, &mut sanitizer);
                         held = false;
                     }
+                    let mut backend = s.backend;
+                    if generative && !held && crate::llm::is_blank_answer(&text) {
+                        // A lead-in and nothing after it: the user has seen the lead-in, so
+                        // the best passage completes it, as the extractive backend answers.
+                        tracing::warn!(backend = %backend, "the answer stopped after its lead-in; completing it with the best passage");
+                        failures.push(BackendFailure {
+                            backend: std::mem::replace(&mut backend, extractive::NAME.to_string()),
+                            error: crate::llm::ModelError::Malformed("a lead-in and no answer".into()),
+                        });
+                        let rest = format!("\n\n{}", extractive::extract(&s.prompt));
+                        emit(&rest, &mut sanitizer);
+                        text.push_str(&rest);
+                    }
                     let rest = sanitizer.finish();
                     if !held && !rest.is_empty() {
                         let _ = sink.send(rest);
                     }
-                    (text, s.backend, failures, s.prompt, generative)
+                    (text, backend, failures, s.prompt, generative)
                 }
                 Err(failures) => return self.all_failed(g, failures),
             },

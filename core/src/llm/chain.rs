@@ -80,13 +80,18 @@ impl ModelChain {
                 result = backend.generate(&prompt).await;
             }
             match result {
-                Ok(generation) if !generation.text.trim().is_empty() => {
+                Ok(generation) if !super::is_blank_answer(&generation.text) => {
                     return Ok(ChainAnswer { generation, backend: backend.name().to_string(), failures, prompt });
                 }
-                Ok(_) => failures.push(BackendFailure {
-                    backend: backend.name().to_string(),
-                    error: ModelError::Malformed("empty answer".into()),
-                }),
+                Ok(generation) => {
+                    let reason =
+                        if generation.text.trim().is_empty() { "empty answer" } else { "a lead-in and no answer" };
+                    tracing::warn!(backend = backend.name(), reason, "backend gave no answer, trying the next one");
+                    failures.push(BackendFailure {
+                        backend: backend.name().to_string(),
+                        error: ModelError::Malformed(reason.into()),
+                    })
+                }
                 Err(error) => {
                     tracing::warn!(backend = backend.name(), %error, "backend failed, trying the next one");
                     failures.push(BackendFailure { backend: backend.name().to_string(), error });

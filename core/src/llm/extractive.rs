@@ -40,6 +40,9 @@ fn best_passages(passages: &[PromptPassage]) -> Vec<&PromptPassage> {
     out
 }
 
+/// The backend's name in configuration and answers.
+pub const NAME: &str = "extractive";
+
 /// The extractive answer for a prompt's passages: each chosen passage verbatim, followed by its
 /// citation marker.
 pub fn extract(prompt: &Prompt) -> String {
@@ -53,7 +56,7 @@ pub fn extract(prompt: &Prompt) -> String {
 #[async_trait]
 impl LanguageModel for ExtractiveModel {
     fn name(&self) -> &str {
-        "extractive"
+        NAME
     }
 
     fn context_tokens(&self) -> usize {

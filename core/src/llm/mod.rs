@@ -78,6 +78,20 @@ pub struct Generation {
     pub finish: FinishReason,
 }
 
+/// Whether a generated text holds no answer: empty, or only a lead-in that announces one and
+/// stops ("The answer to this question is:", "Here are the steps:", "步骤如下："), as small models
+/// do. The chain treats such a text as a failed generation, and a stream that ends so is
+/// completed with the best passage.
+pub fn is_blank_answer(text: &str) -> bool {
+    let t = text.trim().trim_end_matches(['*', '`', '_']).trim_end();
+    let Some(lead) = t.strip_suffix([':', '：']) else { return t.is_empty() };
+    // One short sentence: no line break, no sentence ending before the colon, no citation.
+    let ends_sentence = lead.contains(['。', '！', '？'])
+        || lead.as_bytes().windows(2).any(|w| matches!(w[0], b'.' | b'!' | b'?') && w[1].is_ascii_whitespace());
+    let cites = lead.as_bytes().windows(3).any(|w| w[0] == b'[' && w[1].is_ascii_digit());
+    !lead.contains('\n') && !ends_sentence && !cites && lead.split_whitespace().count() <= 20
+}
+
 /// Failures a caller branches on. Every variant lets the chain move to the next backend.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
@@ -129,5 +143,27 @@ pub trait LanguageModel: Send + Sync {
     async fn generate_stream(&self, prompt: &Prompt) -> Result<TextStream, ModelError> {
         let g = self.generate(prompt).await?;
         Ok(Box::pin(futures::stream::once(async move { Ok(g.text) })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_blank_answer;
+
+    #[test]
+    fn a_lead_in_without_an_answer_is_blank() {
+        for text in ["", "  \n", "The answer to this question is:", "Here are the steps: ", "**Answer:**", "步骤如下："]
+        {
+            assert!(is_blank_answer(text), "{text:?}");
+        }
+        for text in [
+            "Open Tools > Options [1].",
+            "Do this:\n1. Open the Format menu [1].",
+            "Choose Format - Page Style. Then:",
+            "In short: use the Page Style dialog [2]",
+            "Use the Page Style dialog [2]:",
+        ] {
+            assert!(!is_blank_answer(text), "{text:?}");
+        }
     }
 }
