@@ -238,10 +238,9 @@ fn read_json(dir: &Path, name: &str) -> Result<serde_json::Value, EmbedError> {
         .map_err(|e| EmbedError::MissingFile { path: dir.join(name), reason: format!("not valid JSON: {e}") })
 }
 
-/// The model's tokenizer, truncating at `max_tokens` (or the model's own limit, if lower) and
+/// The model's tokenizer (`config` is the model's `config.json`), truncating at `max_tokens` (or the model's own limit, if lower) and
 /// padding each batch to its longest input with the model's pad token.
-fn load_tokenizer(dir: &Path, max_tokens: usize) -> Result<Tokenizer, EmbedError> {
-    let config = read_json(dir, "config.json")?;
+fn load_tokenizer(dir: &Path, config: &serde_json::Value, max_tokens: usize) -> Result<Tokenizer, EmbedError> {
     let tokenizer_config = read_json(dir, "tokenizer_config.json")?;
     let special_tokens = read_json(dir, "special_tokens_map.json")?;
     let path = dir.join("tokenizer.json");
@@ -290,11 +289,9 @@ impl FastEmbedder {
     pub fn new(opts: &FastEmbedOptions) -> Result<Self, EmbedError> {
         // Read the files first: a missing model is the likelier mistake and deserves its own message.
         let onnx = read(&opts.model_dir, "model.onnx")?;
-        let tokenizer = load_tokenizer(&opts.model_dir, opts.max_tokens)?;
-        let dimension = read_json(&opts.model_dir, "config.json")?
-            .get("hidden_size")
-            .and_then(|h| h.as_u64())
-            .map_or(DEFAULT_DIMENSION, |h| h as usize);
+        let config = read_json(&opts.model_dir, "config.json")?;
+        let tokenizer = load_tokenizer(&opts.model_dir, &config, opts.max_tokens)?;
+        let dimension = config.get("hidden_size").and_then(|h| h.as_u64()).map_or(DEFAULT_DIMENSION, |h| h as usize);
         let environment = init_runtime(&opts.onnxruntime_path)?;
         let loading = |e: String| EmbedError::Inference(format!("loading {}: {e}", opts.model_dir.display()));
         let builder = ort::session::Session::builder(&environment).map_err(|e| loading(e.to_string()))?;
