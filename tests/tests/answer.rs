@@ -25,6 +25,26 @@ async fn ask(ws: &Workspace, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// What `supportbot chat` prints when it reads `question` and then the end of its input.
+async fn chat(ws: &Workspace, question: &str) -> String {
+    let mut cmd = tokio::process::Command::from(ws.command("supportbot"));
+    cmd.arg("chat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(format!("{question}\n\n").as_bytes()).await.expect("write");
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("chat hung")
+        .expect("wait");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn citations(answer: &Value) -> Vec<String> {
     answer["citations"]
         .as_array()
@@ -325,22 +345,7 @@ async fn chat_streams_answers_and_lists_sources() {
     let server = fakes::openai::start([Reply::pieces(["Open ports ", "8443 and ", "7100 [1]."])]).await;
     ws.set_env("SUPPORTBOT__OPENAI__BASE_URL", &server.base_url);
     ws.set_env("SUPPORTBOT__OPENAI__API_KEY", fakes::openai::API_KEY);
-    let mut cmd = tokio::process::Command::from(ws.command("supportbot"));
-    cmd.arg("chat")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    {
-        use tokio::io::AsyncWriteExt as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all("Which ports do I have to open in the firewall?\n\n".as_bytes()).await.expect("write");
-    }
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("chat hung")
-        .expect("wait");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = chat(&ws, "Which ports do I have to open in the firewall?").await;
     assert!(text.contains("Open ports 8443 and 7100 [1]."), "{text}");
     assert!(text.contains("Sources:") && text.contains("[1]"), "{text}");
     assert!(server.requests()[0].body["stream"] == true, "chat asks for a stream");
@@ -370,22 +375,7 @@ async fn a_lead_in_without_an_answer_is_completed_from_the_passages() {
     assert!(text.contains("8443") && text.contains("[1]"), "{text}");
     assert!(!citations(&a).is_empty(), "{a}");
 
-    let mut cmd = tokio::process::Command::from(ws.command("supportbot"));
-    cmd.arg("chat")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    {
-        use tokio::io::AsyncWriteExt as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(format!("{q}\n\n").as_bytes()).await.expect("write");
-    }
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("chat hung")
-        .expect("wait");
-    let shown = String::from_utf8_lossy(&out.stdout);
+    let shown = chat(&ws, q).await;
     let lead = shown.find("this question is:").unwrap_or_else(|| panic!("the streamed lead-in: {shown}"));
     assert!(shown[lead..].contains("8443"), "the lead-in is completed with the passage: {shown}");
     assert!(shown.contains("Sources:") && shown.contains("[1]"), "{shown}");
