@@ -552,6 +552,12 @@ impl Answerer {
                             let _ = sink.send(safe);
                         }
                     };
+                    // The best passage, appended when the model's text cannot stand alone.
+                    let complete = |text: &mut String, sanitizer: &mut citations::StreamSanitizer| {
+                        let rest = format!("\n\n{}", extractive::extract(&s.prompt));
+                        emit(&rest, sanitizer);
+                        text.push_str(&rest);
+                    };
                     let mut text = String::new();
                     let mut failures = s.failures;
                     // Hold text back while it could still be the "no answer" signal, which the
@@ -583,9 +589,7 @@ impl Answerer {
                                     emit(&text, &mut sanitizer);
                                     held = false;
                                 }
-                                let rest = format!("\n\n{}", extractive::extract(&s.prompt));
-                                emit(&rest, &mut sanitizer);
-                                text.push_str(&rest);
+                                complete(&mut text, &mut sanitizer);
                                 break;
                             }
                         }
@@ -603,9 +607,7 @@ impl Answerer {
                             backend: std::mem::replace(&mut backend, extractive::NAME.to_string()),
                             error: crate::llm::ModelError::Malformed("a lead-in and no answer".into()),
                         });
-                        let rest = format!("\n\n{}", extractive::extract(&s.prompt));
-                        emit(&rest, &mut sanitizer);
-                        text.push_str(&rest);
+                        complete(&mut text, &mut sanitizer);
                     }
                     let rest = sanitizer.finish();
                     if !held && !rest.is_empty() {
