@@ -605,7 +605,7 @@ impl Answerer {
                         tracing::warn!(backend = %backend, "the answer stopped after its lead-in; completing it with the best passage");
                         failures.push(BackendFailure {
                             backend: std::mem::replace(&mut backend, extractive::NAME.to_string()),
-                            error: crate::llm::ModelError::Malformed("a lead-in and no answer".into()),
+                            error: crate::llm::blank_answer_error(&text),
                         });
                         complete(&mut text, &mut sanitizer);
                     }

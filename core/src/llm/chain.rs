@@ -84,13 +84,9 @@ impl ModelChain {
                     return Ok(ChainAnswer { generation, backend: backend.name().to_string(), failures, prompt });
                 }
                 Ok(generation) => {
-                    let reason =
-                        if generation.text.trim().is_empty() { "empty answer" } else { "a lead-in and no answer" };
-                    tracing::warn!(backend = backend.name(), reason, "backend gave no answer, trying the next one");
-                    failures.push(BackendFailure {
-                        backend: backend.name().to_string(),
-                        error: ModelError::Malformed(reason.into()),
-                    })
+                    let error = super::blank_answer_error(&generation.text);
+                    tracing::warn!(backend = backend.name(), %error, "backend gave no answer, trying the next one");
+                    failures.push(BackendFailure { backend: backend.name().to_string(), error })
                 }
                 Err(error) => {
                     tracing::warn!(backend = backend.name(), %error, "backend failed, trying the next one");

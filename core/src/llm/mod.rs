@@ -92,6 +92,11 @@ pub fn is_blank_answer(text: &str) -> bool {
     !lead.contains('\n') && !ends_sentence && !cites && lead.split_whitespace().count() <= 20
 }
 
+/// Why a blank answer (see [`is_blank_answer`]) counts as a failed generation.
+pub fn blank_answer_error(text: &str) -> ModelError {
+    ModelError::Malformed(if text.trim().is_empty() { "empty answer" } else { "a lead-in and no answer" }.into())
+}
+
 /// Failures a caller branches on. Every variant lets the chain move to the next backend.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
