@@ -12,8 +12,8 @@ use qdrant_edge::{
     AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match, Modifier, NamedQuery,
     PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
-    QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors,
-    WalOptions, WithPayloadInterface, WithVector,
+    QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal,
+    VectorStorageDatatype, Vectors, WalOptions, WithPayloadInterface, WithVector,
 };
 
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
@@ -61,14 +61,22 @@ fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
+/// Parameters of a dense vector in a new shard. Its components are stored as 16-bit floats: half
+/// the memory and disk of 32-bit ones (the index's largest part), while a cosine between unit
+/// vectors moves by less than 10⁻³, far below the gaps that rank passages (BENCHMARKS.md,
+/// section 10). Shards created before keep the 32-bit vectors their saved config names.
+fn dense_params(dimension: usize) -> EdgeVectorParams {
+    EdgeVectorParams::builder(dimension, Distance::Cosine).datatype(VectorStorageDatatype::Float16).build()
+}
+
 fn shard_config(layout: VectorLayout, wal_segment_bytes: usize) -> qdrant_edge::EdgeConfig {
     let wal = WalOptions { segment_capacity: wal_segment_bytes, ..WalOptions::default() };
     let mut config = EdgeConfigBuilder::new()
-        .vector(DENSE_VECTOR, EdgeVectorParams::builder(layout.dimension, Distance::Cosine).build())
+        .vector(DENSE_VECTOR, dense_params(layout.dimension))
         .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
         .wal_options(wal);
     if layout.multilingual {
-        config = config.vector(MULTILINGUAL_VECTOR, EdgeVectorParams::builder(E5_DIMENSION, Distance::Cosine).build());
+        config = config.vector(MULTILINGUAL_VECTOR, dense_params(E5_DIMENSION));
     }
     config.build()
 }
@@ -733,6 +741,61 @@ mod tests {
         assert_eq!(store.layout().unwrap(), with_it);
         let found = store.multilingual_search(&e5_unit(1), 5, &SearchFilter::default()).await.unwrap();
         assert_eq!(found.iter().map(|h| h.chunk.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
+    }
+
+    /// Deterministic unit vectors of the embedder's size (xorshift), for tests that need many.
+    struct Units(u64);
+
+    impl Units {
+        fn next(&mut self, dimension: usize) -> Vec<f32> {
+            let mut v: Vec<f32> = (0..dimension)
+                .map(|_| {
+                    self.0 ^= self.0 << 13;
+                    self.0 ^= self.0 >> 7;
+                    self.0 ^= self.0 << 17;
+                    (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            v
+        }
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[tokio::test]
+    async fn half_precision_vectors_keep_cosines_and_nearest_passages() {
+        const DIM: usize = 384;
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), Some(VectorLayout { dimension: DIM, multilingual: false })).unwrap();
+        let mut units = Units(0x9e37_79b9_7f4a_7c15);
+        let vectors: Vec<Vec<f32>> = (0..600).map(|_| units.next(DIM)).collect();
+        let chunks = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| StoredChunk { dense: v.clone(), ..chunk(&format!("{i}.md"), i as u32, "text") })
+            .collect();
+        store.upsert_chunks(chunks).await.unwrap();
+        store.compact().await.unwrap();
+
+        for (target, v) in vectors.iter().enumerate().step_by(37) {
+            // A question close to one passage (cosine about 0.9), as a paraphrase is.
+            let noise = units.next(DIM);
+            let mut query: Vec<f32> = v.iter().zip(&noise).map(|(a, b)| a + 0.5 * b).collect();
+            let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+            query.iter_mut().for_each(|x| *x /= norm);
+
+            let hits = store.dense_search(&query, 10, &SearchFilter::default()).await.unwrap();
+            assert_eq!(hits[0].chunk.source, format!("{target}.md"), "the nearest passage comes first");
+            for hit in &hits {
+                let i: usize = hit.chunk.source.trim_end_matches(".md").parse().unwrap();
+                let exact = dot(&vectors[i], &query);
+                assert!((hit.score - exact).abs() < 1e-3, "passage {i}: score {} against cosine {exact}", hit.score);
+            }
+        }
     }
 
     #[tokio::test]
