@@ -356,6 +356,8 @@ struct StatusOutput {
     dimension: Option<usize>,
     chunker_version: Option<u32>,
     created_at: Option<String>,
+    /// Bits per vector component (16 in new embedded indexes); `None` on a Qdrant server.
+    vector_bits: Option<u32>,
     documents: usize,
     chunks: usize,
     roots: Vec<RootStatus>,
@@ -412,6 +414,7 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         dimension,
         chunker_version,
         created_at,
+        vector_bits: store.vector_bits(),
         documents: stats.documents,
         chunks: stats.chunks,
         roots,
@@ -426,6 +429,13 @@ async fn status(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
                 println!("created:   {created}");
             }
             _ => println!("model:     none yet: the index is empty (run `supportbot-ingest PATH`)"),
+        }
+        match out.vector_bits {
+            Some(32) => println!(
+                "vectors:   32-bit floats (`supportbot-ingest --rebuild` stores them in half the memory and disk)"
+            ),
+            Some(bits) => println!("vectors:   {bits}-bit floats"),
+            None => {}
         }
         println!("contents:  {} documents, {} chunks", out.documents, out.chunks);
         for r in &out.roots {

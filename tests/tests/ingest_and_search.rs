@@ -91,6 +91,7 @@ fn status_reports_what_is_indexed() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(s["dimension"], 384);
+    assert_eq!(s["vector_bits"], 16, "new indexes store half-precision vectors: {s}");
     assert!(s["documents"].as_u64().expect("documents") >= 15, "{s}");
     assert!(s["chunks"].as_u64().expect("chunks") > s["documents"].as_u64().expect("documents"));
     let root = &s["roots"][0];

@@ -239,10 +239,21 @@ impl EdgeStore {
         self.inner.layout()
     }
 
+    /// Whether the index stores its vectors as 16-bit floats (new indexes do).
+    pub fn half_precision(&self) -> Result<bool, StoreError> {
+        self.inner.read(|s| Ok(half_precision(s)))
+    }
+
     /// Merges segments and builds the vector indexes; worth doing after a large ingest.
     pub async fn optimize(&self) -> Result<(), StoreError> {
         self.blocking(|inner| inner.write(|s| s.optimize().map(|_| ()).map_err(other))).await
     }
+}
+
+/// Whether a shard stores its dense vectors as 16-bit floats (see [`dense_params`]); indexes
+/// built before that was the default store 32-bit ones.
+fn half_precision(shard: &EdgeShard) -> bool {
+    shard.config().vectors.get(DENSE_VECTOR).is_some_and(|v| v.datatype == Some(VectorStorageDatatype::Float16))
 }
 
 /// What a shard holds, as its configuration says. Indexes built before the layout was chosen
@@ -337,6 +348,10 @@ impl Inner {
 
 #[async_trait]
 impl KnowledgeStore for EdgeStore {
+    fn vector_bits(&self) -> Option<u32> {
+        self.half_precision().ok().map(|half| if half { 16 } else { 32 })
+    }
+
     async fn meta(&self) -> Result<Option<IndexMeta>, StoreError> {
         self.blocking(|inner| {
             let records = inner.read(|s| {
@@ -797,6 +812,29 @@ mod tests {
                 assert!((hit.score - exact).abs() < 1e-3, "passage {i}: score {} against cosine {exact}", hit.score);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_index_with_32_bit_vectors_still_serves_and_a_rebuild_halves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // A shard as versions before the 16-bit vectors created it.
+        let old = EdgeConfigBuilder::new()
+            .vector(DENSE_VECTOR, EdgeVectorParams::builder(4, Distance::Cosine).build())
+            .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
+            .build();
+        let shard_dir = dir.path().join(SHARD_DIR);
+        std::fs::create_dir_all(&shard_dir).unwrap();
+        drop(EdgeShard::new(&shard_dir, old).unwrap());
+
+        let store = EdgeStore::open(dir.path(), Some(LAYOUT)).unwrap();
+        assert!(!store.half_precision().unwrap(), "opening does not convert an index");
+        store.upsert_chunks(vec![chunk("a.md", 0, "reset your password")]).await.unwrap();
+        let hits = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 1, &SearchFilter::default()).await.unwrap();
+        assert_eq!(hits[0].chunk.source, "a.md");
+        assert!((hits[0].score - 1.0).abs() < 1e-6);
+
+        store.clear(LAYOUT).await.unwrap();
+        assert!(store.half_precision().unwrap(), "a rebuilt index stores 16-bit vectors");
     }
 
     #[tokio::test]

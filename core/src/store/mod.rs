@@ -228,6 +228,11 @@ pub trait KnowledgeStore: Send + Sync {
     async fn compact(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Bits per vector component the index stores, where the store decides it (the embedded
+    /// index: 16, or 32 in indexes built before); `None` where the server's collection does.
+    fn vector_bits(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// RFC 3339 UTC timestamp of now.
