@@ -442,8 +442,12 @@ async fn an_operator_corrects_an_abstention_in_the_browser_and_the_bot_serves_it
         console.goto("/queue").await;
         assert_eq!(console.text("p.empty").await, "Nothing in the queue matches these filters.");
         console.goto("/curated").await;
+        console.wait("article.curated").await;
         let page = console.browser.source().await.expect("source");
-        assert!(page.contains(OUTLOOK) && page.contains(OUTLOOK_VARIANT), "the curated list shows the questions");
+        assert!(
+            page.contains(OUTLOOK) && page.contains(OUTLOOK_VARIANT),
+            "the curated list shows the questions:\n{page}"
+        );
 
         // See it served: the console's tester, without a model…
         for q in [OUTLOOK, OUTLOOK_VARIANT] {
