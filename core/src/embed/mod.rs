@@ -238,8 +238,9 @@ fn read_json(dir: &Path, name: &str) -> Result<serde_json::Value, EmbedError> {
         .map_err(|e| EmbedError::MissingFile { path: dir.join(name), reason: format!("not valid JSON: {e}") })
 }
 
-/// The model's tokenizer (`config` is the model's `config.json`), truncating at `max_tokens` (or the model's own limit, if lower) and
-/// padding each batch to its longest input with the model's pad token.
+/// The model's tokenizer (`config` is the model's `config.json`), truncating at `max_tokens` (or
+/// the model's own limit, if lower) and padding each batch to its longest input with the model's
+/// pad token.
 fn load_tokenizer(dir: &Path, config: &serde_json::Value, max_tokens: usize) -> Result<Tokenizer, EmbedError> {
     let tokenizer_config = read_json(dir, "tokenizer_config.json")?;
     let special_tokens = read_json(dir, "special_tokens_map.json")?;
@@ -382,7 +383,7 @@ impl OnnxModel {
 }
 
 /// L2-normalises a vector (a zero vector stays zero).
-fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+pub(crate) fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= norm + 1e-12);
     v

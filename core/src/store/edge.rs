@@ -239,11 +239,6 @@ impl EdgeStore {
         self.inner.layout()
     }
 
-    /// Whether the index stores its vectors as 16-bit floats (new indexes do).
-    pub fn half_precision(&self) -> Result<bool, StoreError> {
-        self.inner.read(|s| Ok(half_precision(s)))
-    }
-
     /// Merges segments and builds the vector indexes; worth doing after a large ingest.
     pub async fn optimize(&self) -> Result<(), StoreError> {
         self.blocking(|inner| inner.write(|s| s.optimize().map(|_| ()).map_err(other))).await
@@ -349,7 +344,7 @@ impl Inner {
 #[async_trait]
 impl KnowledgeStore for EdgeStore {
     fn vector_bits(&self) -> Option<u32> {
-        self.half_precision().ok().map(|half| if half { 16 } else { 32 })
+        self.inner.read(|s| Ok(if half_precision(s) { 16 } else { 32 })).ok()
     }
 
     async fn meta(&self) -> Result<Option<IndexMeta>, StoreError> {
@@ -568,6 +563,7 @@ impl KnowledgeStore for EdgeStore {
 mod tests {
     use super::*;
     use crate::document::{Chunk, DocKind, chunk_id};
+    use crate::embed::normalize;
 
     const LAYOUT: VectorLayout = VectorLayout { dimension: 4, multilingual: false };
 
@@ -764,17 +760,16 @@ mod tests {
 
     impl Units {
         fn next(&mut self, dimension: usize) -> Vec<f32> {
-            let mut v: Vec<f32> = (0..dimension)
-                .map(|_| {
-                    self.0 ^= self.0 << 13;
-                    self.0 ^= self.0 >> 7;
-                    self.0 ^= self.0 << 17;
-                    (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                })
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= norm);
-            v
+            normalize(
+                (0..dimension)
+                    .map(|_| {
+                        self.0 ^= self.0 << 13;
+                        self.0 ^= self.0 >> 7;
+                        self.0 ^= self.0 << 17;
+                        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                    })
+                    .collect(),
+            )
         }
     }
 
@@ -800,9 +795,7 @@ mod tests {
         for (target, v) in vectors.iter().enumerate().step_by(37) {
             // A question close to one passage (cosine about 0.9), as a paraphrase is.
             let noise = units.next(DIM);
-            let mut query: Vec<f32> = v.iter().zip(&noise).map(|(a, b)| a + 0.5 * b).collect();
-            let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
-            query.iter_mut().for_each(|x| *x /= norm);
+            let query = normalize(v.iter().zip(&noise).map(|(a, b)| a + 0.5 * b).collect());
 
             let hits = store.dense_search(&query, 10, &SearchFilter::default()).await.unwrap();
             assert_eq!(hits[0].chunk.source, format!("{target}.md"), "the nearest passage comes first");
@@ -817,24 +810,22 @@ mod tests {
     #[tokio::test]
     async fn an_index_with_32_bit_vectors_still_serves_and_a_rebuild_halves_them() {
         let dir = tempfile::tempdir().unwrap();
-        // A shard as versions before the 16-bit vectors created it.
-        let old = EdgeConfigBuilder::new()
-            .vector(DENSE_VECTOR, EdgeVectorParams::builder(4, Distance::Cosine).build())
-            .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
-            .build();
+        // A shard as versions before the 16-bit vectors created it: today's config, 32-bit.
+        let mut old = shard_config(LAYOUT, WAL_SEGMENT_BYTES);
+        old.vectors.get_mut(DENSE_VECTOR).unwrap().datatype = None;
         let shard_dir = dir.path().join(SHARD_DIR);
         std::fs::create_dir_all(&shard_dir).unwrap();
         drop(EdgeShard::new(&shard_dir, old).unwrap());
 
         let store = EdgeStore::open(dir.path(), Some(LAYOUT)).unwrap();
-        assert!(!store.half_precision().unwrap(), "opening does not convert an index");
+        assert_eq!(store.vector_bits(), Some(32), "opening does not convert an index");
         store.upsert_chunks(vec![chunk("a.md", 0, "reset your password")]).await.unwrap();
         let hits = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 1, &SearchFilter::default()).await.unwrap();
         assert_eq!(hits[0].chunk.source, "a.md");
         assert!((hits[0].score - 1.0).abs() < 1e-6);
 
         store.clear(LAYOUT).await.unwrap();
-        assert!(store.half_precision().unwrap(), "a rebuilt index stores 16-bit vectors");
+        assert_eq!(store.vector_bits(), Some(16), "a rebuilt index stores 16-bit vectors");
     }
 
     #[tokio::test]
