@@ -83,6 +83,11 @@ pub struct EmbeddingSettings {
     pub batch_size: usize,
     /// Inference threads of both embedding models (default 2).
     pub threads: usize,
+    /// Questions the main model embeds at the same time (default 1: they take turns on one
+    /// session, in the order they came). Above 1, while the session with `threads` threads is
+    /// busy, further questions get sessions of one thread each, created when first needed;
+    /// each costs about 100–190 MB of memory.
+    pub query_sessions: usize,
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,
     /// The multilingual model for Chinese, Japanese and Korean passages and questions:
@@ -366,6 +371,7 @@ impl Settings {
                 model_id: "sentence-transformers/all-MiniLM-L6-v2@int8".into(),
                 batch_size: 8,
                 threads: 2,
+                query_sessions: 1,
                 max_tokens: 256,
                 multilingual: Multilingual::Auto,
                 multilingual_dir: data_dir.join("models/multilingual-e5-small"),

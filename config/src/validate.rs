@@ -79,9 +79,10 @@ pub(crate) fn validate(s: &Settings, origin: impl Fn(&str) -> Origin) -> Vec<Key
     }
 
     // Positive limits.
-    let limits: [(&str, u64); 18] = [
+    let limits: [(&str, u64); 19] = [
         ("embedding.batch_size", s.embedding.batch_size as u64),
         ("embedding.threads", s.embedding.threads as u64),
+        ("embedding.query_sessions", s.embedding.query_sessions as u64),
         ("embedding.max_tokens", s.embedding.max_tokens as u64),
         ("ingest.chunk_tokens", s.ingest.chunk_tokens as u64),
         ("ingest.max_file_bytes", s.ingest.max_file_bytes),

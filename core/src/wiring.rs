@@ -24,6 +24,7 @@ pub fn embedder_options(s: &Settings) -> FastEmbedOptions {
         model_id: s.embedding.model_id.clone(),
         batch_size: s.embedding.batch_size,
         threads: s.embedding.threads,
+        query_sessions: s.embedding.query_sessions,
         max_tokens: s.embedding.max_tokens,
     }
 }

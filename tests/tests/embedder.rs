@@ -2,8 +2,9 @@
 //! however the askers share a model, every asker must get the vector of its own question.
 
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
-use supportbot_core::embed::{EmbedError, Embedder, cosine};
+use supportbot_core::embed::{EmbedError, Embedder, FastEmbedder, cosine};
 use supportbot_tests::{Workspace, assets_available, test_settings};
 
 const QUESTIONS: [&str; 12] = [
@@ -40,6 +41,68 @@ fn concurrent_questions_each_get_their_own_vector() {
     for round in 0..3 {
         each_gets_its_own_vector(&embedder, &alone, &format!("round {round}"), |e, q| e.embed_query(q));
     }
+}
+
+/// Passages being embedded (an ingest, a sync) do not hold up a question: once questions have
+/// found the main session busy, a second session of one thread is built, and a question asked
+/// during a long batch of passages is answered before the batch ends, with the vector it gets
+/// alone. With `query_sessions = 1` the question waits for the batch.
+#[test]
+fn a_question_does_not_wait_for_passages_being_embedded() {
+    if !assets_available("a_question_does_not_wait_for_passages_being_embedded") {
+        return;
+    }
+    let ws = Workspace::new();
+    let settings = test_settings(ws.path(), &ws.index_dir());
+    let passages: Vec<String> = (0..240)
+        .map(|i| {
+            format!("Section {i}. To restore a backup, stop the service, copy the archive {i} back and start it again.")
+        })
+        .collect();
+    let question = "How do I restore a backup?";
+    // Runs a long batch of passages on one thread and asks the question on another while it
+    // runs; says whether the question was answered before the batch ended, and its vector.
+    let ask_during_batch = |embedder: &Arc<FastEmbedder>| {
+        let batch = {
+            let (embedder, passages) = (embedder.clone(), passages.clone());
+            std::thread::spawn(move || embedder.embed_documents(&passages).expect("passages embed"))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!batch.is_finished(), "the batch of passages should take longer than 200 ms");
+        let v = embedder.embed_query(question).expect("the question embeds");
+        let before_the_batch_ended = !batch.is_finished();
+        batch.join().expect("batch thread");
+        (before_the_batch_ended, v)
+    };
+
+    let mut options = supportbot_core::wiring::embedder_options(&settings);
+    options.query_sessions = 2;
+    let embedder = Arc::new(FastEmbedder::new(&options).expect("embedding model loads"));
+    let alone = embedder.embed_query(question).expect("embeds");
+    embedder.embed_documents(&passages[..8]).expect("passages embed");
+    assert_eq!(embedder.sessions_built(), 1, "nothing but questions asked together builds another session");
+    // Questions asked together find the main session busy and start building a second one.
+    let dyn_embedder: Arc<dyn Embedder> = embedder.clone();
+    let each_alone: Vec<Vec<f32>> = QUESTIONS.iter().map(|q| embedder.embed_query(q).expect("embeds")).collect();
+    each_gets_its_own_vector(&dyn_embedder, &each_alone, "building", |e, q| e.embed_query(q));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while embedder.sessions_built() < 2 {
+        assert!(Instant::now() < deadline, "no second session was built");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (answered_early, v) = ask_during_batch(&embedder);
+    assert!(answered_early, "the question waited for the passages although a second session was idle");
+    let same = cosine(&v, &alone);
+    assert!(same > 0.9999, "the one-thread session gave another vector for the question: cosine {same}");
+    each_gets_its_own_vector(&dyn_embedder, &each_alone, "two sessions", |e, q| e.embed_query(q));
+    assert_eq!(embedder.sessions_built(), 2, "never more sessions than embedding.query_sessions");
+
+    options.query_sessions = 1;
+    let single = Arc::new(FastEmbedder::new(&options).expect("embedding model loads"));
+    let (answered_early, v) = ask_during_batch(&single);
+    assert!(!answered_early, "with one session the question takes its turn after the passages");
+    assert!(cosine(&v, &alone) > 0.9999);
+    assert_eq!(single.sessions_built(), 1);
 }
 
 /// A passage's vector does not depend on what it is batched with (padding is masked out of the

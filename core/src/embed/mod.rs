@@ -4,8 +4,9 @@
 
 pub mod e5;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::lang::is_cjk_language;
 use tokenizers::{AddedToken, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
@@ -170,6 +171,9 @@ pub struct FastEmbedOptions {
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
+    /// Sessions that embed questions at the same time (default 1): the first has `threads`
+    /// threads, the others one each and are created when a question finds every session busy.
+    pub query_sessions: usize,
     /// Longer inputs are truncated to this many tokens.
     pub max_tokens: usize,
 }
@@ -180,11 +184,160 @@ const DEFAULT_DIMENSION: usize = 384;
 /// Local sentence embeddings: the model's tokenizer and an ONNX Runtime session (the library
 /// loaded dynamically from the configured path, never from `ORT_DYLIB_PATH`), mean pooling
 /// and L2 normalisation, as sentence-transformers computes them.
+///
+/// Passages are embedded on the main session, with all the configured threads. Callers that find
+/// it busy wait in line and are served in the order they came. With `query_sessions` above 1,
+/// questions that find every session busy get more sessions of one thread each, built in the
+/// background the first time they are needed: on 2 cores, two sessions embed 1.3–1.6 times as
+/// many questions per second under load as one, but each costs 100–190 MB more resident
+/// memory, because ONNX Runtime keeps its own 32-bit copy of the weights per session
+/// (BENCHMARKS.md, section 9).
 pub struct FastEmbedder {
-    model: Mutex<OnnxModel>,
+    sessions: Arc<Sessions>,
     model_id: String,
     dimension: usize,
     batch_size: usize,
+}
+
+/// The embedder's sessions: those not in use, the callers waiting for one (served in the order
+/// they came, so that no question waits behind many later ones), and how to build one more.
+struct Sessions {
+    state: Mutex<SessionsState>,
+    /// The most sessions there may be, the main one included.
+    most: usize,
+    /// What building another one-thread session needs.
+    recipe: SessionRecipe,
+}
+
+struct SessionsState {
+    idle: Vec<OnnxModel>,
+    waiting: VecDeque<Arc<Waiter>>,
+    /// Sessions built or being built, the main one included.
+    made: usize,
+    /// Sessions built, the main one included.
+    built: usize,
+}
+
+/// A caller waiting for a session: the session is handed to it directly.
+#[derive(Default)]
+struct Waiter {
+    slot: Mutex<Option<OnnxModel>>,
+    handed: Condvar,
+}
+
+/// What a session is built from: the model file, the runtime and the tokenizer.
+#[derive(Clone)]
+struct SessionRecipe {
+    model_dir: PathBuf,
+    environment: ort::environment::Environment,
+    tokenizer: Tokenizer,
+}
+
+/// A session taken from [`Sessions`]; it goes back when dropped, even after a panic.
+struct Lease<'a> {
+    sessions: &'a Sessions,
+    model: Option<OnnxModel>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = OnnxModel;
+    fn deref(&self) -> &OnnxModel {
+        self.model.as_ref().expect("a lease holds its session until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut OnnxModel {
+        self.model.as_mut().expect("a lease holds its session until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(model) = self.model.take() {
+            self.sessions.give_back(model);
+        }
+    }
+}
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, SessionsState> {
+        // The state is a list and a count, consistent between statements: a panic elsewhere
+        // while it was held leaves nothing half-done.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands a session to the longest-waiting caller, or puts it with the idle ones.
+    fn give_back(&self, model: OnnxModel) {
+        let mut state = self.lock();
+        let Some(waiter) = state.waiting.pop_front() else {
+            // The main session last, where `take` pops: the next caller gets the most threads.
+            if model.main {
+                state.idle.push(model);
+            } else {
+                state.idle.insert(0, model);
+            }
+            return;
+        };
+        drop(state);
+        *waiter.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(model);
+        waiter.handed.notify_one();
+    }
+
+    /// Takes an idle session, the main one if it is idle, or waits in line for one. A caller
+    /// embedding a question that finds every session busy starts building another, if there may
+    /// be more.
+    fn take(self: &Arc<Self>, for_question: bool) -> Lease<'_> {
+        let mut state = self.lock();
+        if state.waiting.is_empty()
+            && let Some(model) = state.idle.pop()
+        {
+            return Lease { sessions: self, model: Some(model) };
+        }
+        let build = for_question && state.made < self.most;
+        if build {
+            state.made += 1;
+        }
+        // In line before a new session can come back, so that it is handed over.
+        let waiter = Arc::new(Waiter::default());
+        state.waiting.push_back(Arc::clone(&waiter));
+        drop(state);
+        if build {
+            self.build_in_background();
+        }
+        let mut slot = waiter.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            if let Some(model) = slot.take() {
+                return Lease { sessions: self, model: Some(model) };
+            }
+            slot = waiter.handed.wait(slot).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Builds a one-thread session on its own thread and adds it to the idle ones; meanwhile the
+    /// caller waits for whichever session comes back first.
+    fn build_in_background(self: &Arc<Self>) {
+        let sessions = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("embedder-session".into()).spawn(move || {
+            match OnnxModel::build(&sessions.recipe, 1, false) {
+                Ok(model) => {
+                    sessions.lock().built += 1;
+                    sessions.give_back(model);
+                    tracing::debug!("built another embedding session for questions");
+                }
+                Err(e) => {
+                    // Questions keep the sessions there are; do not try again.
+                    tracing::warn!(error = %e, "could not build another embedding session; questions share the ones there are");
+                    let mut state = sessions.lock();
+                    state.made = sessions.most;
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start a thread to build another embedding session");
+            self.lock().made = self.most;
+        }
+    }
 }
 
 /// The session and the tokenizer that feeds it.
@@ -193,6 +346,8 @@ struct OnnxModel {
     tokenizer: Tokenizer,
     /// BERT-style graphs take `token_type_ids`; others do not.
     token_type_ids: bool,
+    /// The session with the configured threads, which embeds passages.
+    main: bool,
 }
 
 impl std::fmt::Debug for FastEmbedder {
@@ -289,17 +444,43 @@ fn load_tokenizer(dir: &Path, config: &serde_json::Value, max_tokens: usize) -> 
 impl FastEmbedder {
     pub fn new(opts: &FastEmbedOptions) -> Result<Self, EmbedError> {
         // Read the files first: a missing model is the likelier mistake and deserves its own message.
-        let onnx = read(&opts.model_dir, "model.onnx")?;
         let config = read_json(&opts.model_dir, "config.json")?;
         let tokenizer = load_tokenizer(&opts.model_dir, &config, opts.max_tokens)?;
         let dimension = config.get("hidden_size").and_then(|h| h.as_u64()).map_or(DEFAULT_DIMENSION, |h| h as usize);
+        let onnx = opts.model_dir.join("model.onnx");
+        std::fs::File::open(&onnx).map_err(|e| EmbedError::MissingFile { path: onnx, reason: e.to_string() })?;
         let environment = init_runtime(&opts.onnxruntime_path)?;
-        let loading = |e: String| EmbedError::Inference(format!("loading {}: {e}", opts.model_dir.display()));
-        let builder = ort::session::Session::builder(&environment).map_err(|e| loading(e.to_string()))?;
+        let recipe = SessionRecipe { model_dir: opts.model_dir.clone(), environment, tokenizer };
+        let main = OnnxModel::build(&recipe, opts.threads.max(1), true)?;
+        let sessions = Sessions {
+            state: Mutex::new(SessionsState { idle: vec![main], waiting: VecDeque::new(), made: 1, built: 1 }),
+            most: opts.query_sessions.max(1),
+            recipe,
+        };
+        Ok(Self {
+            sessions: Arc::new(sessions),
+            model_id: opts.model_id.clone(),
+            dimension,
+            batch_size: opts.batch_size.max(1),
+        })
+    }
+
+    /// Sessions built so far, the main one included.
+    pub fn sessions_built(&self) -> usize {
+        self.sessions.lock().built
+    }
+}
+
+impl OnnxModel {
+    /// An ONNX Runtime session of the model with `threads` intra-op threads.
+    fn build(recipe: &SessionRecipe, threads: usize, main: bool) -> Result<Self, EmbedError> {
+        let onnx = read(&recipe.model_dir, "model.onnx")?;
+        let loading = |e: String| EmbedError::Inference(format!("loading {}: {e}", recipe.model_dir.display()));
+        let builder = ort::session::Session::builder(&recipe.environment).map_err(|e| loading(e.to_string()))?;
         let built =
             |r: Result<_, ort::Error<ort::session::builder::SessionBuilder>>| r.map_err(|e| loading(e.to_string()));
         let builder = built(builder.with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3))?;
-        let builder = built(builder.with_intra_threads(opts.threads.max(1)))?;
+        let builder = built(builder.with_intra_threads(threads))?;
         // ONNX Runtime's workers spin after each operator by default, competing with the
         // async runtime's threads: without it a question's p95 fell from 16 to 10 ms on
         // 2 cores, ingest unchanged (BENCHMARKS.md, section 6).
@@ -309,12 +490,7 @@ impl FastEmbedder {
         let mut builder = built(builder.with_memory_pattern(false))?;
         let session = builder.commit_from_memory(&onnx).map_err(|e| loading(e.to_string()))?;
         let token_type_ids = session.inputs().iter().any(|input| input.name() == "token_type_ids");
-        Ok(Self {
-            model: Mutex::new(OnnxModel { session, tokenizer, token_type_ids }),
-            model_id: opts.model_id.clone(),
-            dimension,
-            batch_size: opts.batch_size.max(1),
-        })
+        Ok(Self { session, tokenizer: recipe.tokenizer.clone(), token_type_ids, main })
     }
 }
 
@@ -396,7 +572,7 @@ impl FastEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut model = self.model.lock().map_err(|_| EmbedError::Inference("embedder poisoned".into()))?;
+        let mut model = self.sessions.take(false);
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| key(i));
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
@@ -425,6 +601,12 @@ impl Embedder for FastEmbedder {
             return self.embed_documents(texts);
         }
         self.embed_by(texts, |i| tokens[i])
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let mut model = self.sessions.take(true);
+        let mut v = model.embed(&[text])?;
+        v.pop().ok_or_else(|| EmbedError::Inference("no vector returned".into()))
     }
 
     fn dimension(&self) -> usize {
