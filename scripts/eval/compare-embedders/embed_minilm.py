@@ -5,7 +5,7 @@ import os, sys, time, json, argparse
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
-from common import HERE, load_chunks, load_questions, peak_rss_mb
+from common import HERE, embed_sorted, load_chunks, load_questions, peak_rss_mb
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--limit", type=int, default=0)
@@ -21,25 +21,12 @@ so = ort.SessionOptions()
 so.intra_op_num_threads = args.threads
 sess = ort.InferenceSession(os.path.join(MD, "model.onnx"), so, providers=["CPUExecutionProvider"])
 
+def mean_pool(h, mask):
+    mf = mask[:, :, None].astype(np.float32)
+    return (h * mf).sum(1) / np.clip(mf.sum(1), 1e-9, None)
+
 def embed(texts, batch):
-    encs = tok.encode_batch(texts)
-    out = np.zeros((len(texts), 384), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
-    for s in range(0, len(order), batch):
-        idx = order[s:s + batch]
-        L = max(len(encs[i].ids) for i in idx)
-        ids = np.zeros((len(idx), L), dtype=np.int64)
-        mask = np.zeros((len(idx), L), dtype=np.int64)
-        for r, i in enumerate(idx):
-            e = encs[i].ids
-            ids[r, :len(e)] = e
-            mask[r, :len(e)] = 1
-        h = sess.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
-        mf = mask[:, :, None].astype(np.float32)
-        v = (h * mf).sum(1) / np.clip(mf.sum(1), 1e-9, None)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        out[idx] = v
-    return out, sum(len(e.ids) for e in encs), sum(len(e.overflowing) > 0 for e in encs)
+    return embed_sorted(sess, tok, texts, batch, mean_pool)
 
 chunks = load_chunks()
 qs = load_questions()
