@@ -226,7 +226,6 @@ struct Waiter {
 }
 
 /// What a session is built from: the model file, the runtime and the tokenizer.
-#[derive(Clone)]
 struct SessionRecipe {
     model_dir: PathBuf,
     environment: ort::environment::Environment,
@@ -262,8 +261,8 @@ impl Drop for Lease<'_> {
 
 impl Sessions {
     fn lock(&self) -> MutexGuard<'_, SessionsState> {
-        // The state is a list and a count, consistent between statements: a panic elsewhere
-        // while it was held leaves nothing half-done.
+        // The state (idle sessions, the line, two counts) is consistent between statements: a
+        // panic elsewhere while it was held leaves nothing half-done.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -563,7 +563,8 @@ impl KnowledgeStore for EdgeStore {
 mod tests {
     use super::*;
     use crate::document::{Chunk, DocKind, chunk_id};
-    use crate::embed::normalize;
+    use crate::embed::{cosine, normalize};
+    use rand::{Rng as _, SeedableRng as _};
 
     const LAYOUT: VectorLayout = VectorLayout { dimension: 4, multilingual: false };
 
@@ -755,26 +756,9 @@ mod tests {
         assert_eq!(found.iter().map(|h| h.chunk.source.as_str()).collect::<Vec<_>>(), vec!["b.md"]);
     }
 
-    /// Deterministic unit vectors of the embedder's size (xorshift), for tests that need many.
-    struct Units(u64);
-
-    impl Units {
-        fn next(&mut self, dimension: usize) -> Vec<f32> {
-            normalize(
-                (0..dimension)
-                    .map(|_| {
-                        self.0 ^= self.0 << 13;
-                        self.0 ^= self.0 >> 7;
-                        self.0 ^= self.0 << 17;
-                        (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                    })
-                    .collect(),
-            )
-        }
-    }
-
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    /// A random unit vector, from a seeded generator so that the test is repeatable.
+    fn unit(rng: &mut rand::rngs::StdRng, dimension: usize) -> Vec<f32> {
+        normalize((0..dimension).map(|_| rng.random::<f32>() - 0.5).collect())
     }
 
     #[tokio::test]
@@ -782,8 +766,8 @@ mod tests {
         const DIM: usize = 384;
         let dir = tempfile::tempdir().unwrap();
         let store = EdgeStore::open(dir.path(), Some(VectorLayout { dimension: DIM, multilingual: false })).unwrap();
-        let mut units = Units(0x9e37_79b9_7f4a_7c15);
-        let vectors: Vec<Vec<f32>> = (0..600).map(|_| units.next(DIM)).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
+        let vectors: Vec<Vec<f32>> = (0..600).map(|_| unit(&mut rng, DIM)).collect();
         let chunks = vectors
             .iter()
             .enumerate()
@@ -794,14 +778,14 @@ mod tests {
 
         for (target, v) in vectors.iter().enumerate().step_by(37) {
             // A question close to one passage (cosine about 0.9), as a paraphrase is.
-            let noise = units.next(DIM);
+            let noise = unit(&mut rng, DIM);
             let query = normalize(v.iter().zip(&noise).map(|(a, b)| a + 0.5 * b).collect());
 
             let hits = store.dense_search(&query, 10, &SearchFilter::default()).await.unwrap();
             assert_eq!(hits[0].chunk.source, format!("{target}.md"), "the nearest passage comes first");
             for hit in &hits {
                 let i: usize = hit.chunk.source.trim_end_matches(".md").parse().unwrap();
-                let exact = dot(&vectors[i], &query);
+                let exact = cosine(&vectors[i], &query);
                 assert!((hit.score - exact).abs() < 1e-3, "passage {i}: score {} against cosine {exact}", hit.score);
             }
         }
