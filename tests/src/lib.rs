@@ -32,7 +32,7 @@ pub fn assets_available(test: &str) -> bool {
     files_available(
         test,
         "model asset",
-        &[d.join("models/all-MiniLM-L6-v2/model.onnx"), d.join("onnxruntime/libonnxruntime.so.1.31.1")],
+        &[d.join("models/all-MiniLM-L6-v2-int8-dynamic/model.onnx"), d.join("onnxruntime/libonnxruntime.so.1.31.1")],
     )
 }
 

@@ -167,7 +167,7 @@ pub struct FastEmbedOptions {
     /// The ONNX Runtime shared library (`libonnxruntime.so.*`).
     pub onnxruntime_path: PathBuf,
     pub model_id: String,
-    /// Texts per inference call (default 8; BENCHMARKS.md, section 1, has the measurements).
+    /// Texts per inference call (default 1; BENCHMARKS.md, section 1, has the measurements).
     pub batch_size: usize,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
