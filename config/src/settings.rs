@@ -90,7 +90,8 @@ pub struct EmbeddingSettings {
     /// Questions the main model embeds at the same time (default 1: they take turns on one
     /// session, in the order they came). Above 1, while the session with `threads` threads is
     /// busy, further questions get sessions of one thread each, created when first needed;
-    /// each costs about 100–190 MB of memory.
+    /// each costs about 60 MB of memory with the default 8-bit model (100–190 MB with the float
+    /// graph).
     pub query_sessions: usize,
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,

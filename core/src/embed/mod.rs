@@ -189,8 +189,9 @@ const DEFAULT_DIMENSION: usize = 384;
 /// it busy wait in line and are served in the order they came. With `query_sessions` above 1,
 /// questions that find every session busy get more sessions of one thread each, built in the
 /// background the first time they are needed: on 2 cores, two sessions embed 1.3–1.6 times as
-/// many questions per second under load as one, but each costs 100–190 MB more resident
-/// memory, because ONNX Runtime keeps its own 32-bit copy of the weights per session
+/// many questions per second under load as one, but each holds its own copy of the weights
+/// and working memory: about 60 MB more resident memory with the default 8-bit model, 100–190
+/// MB with the float graph, whose 8-bit weights ONNX Runtime widens to 32-bit floats
 /// (BENCHMARKS.md, section 9).
 pub struct FastEmbedder {
     sessions: Arc<Sessions>,
