@@ -7,7 +7,7 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use super::EmbedError;
 
@@ -27,12 +27,49 @@ type SetThreadsFn = unsafe extern "C" fn(c_int);
 /// The loaded model. The engine's calls on one model are serialised by the mutex around it.
 struct Model(*mut c_void);
 
+/// Callers of the engine take turns in the order they came. A plain mutex lets any waiter in
+/// next, so under load some questions waited far longer than the rest; and a long list of
+/// passages takes one turn per batch, so a question asked meanwhile waits for one batch, not
+/// for the whole list.
+#[derive(Default)]
+struct Line {
+    /// The next ticket to hand out, and the ticket being served.
+    tickets: Mutex<(u64, u64)>,
+    next_served: Condvar,
+}
+
+/// A caller's turn at the engine; the next ticket is served when it is dropped, even after a
+/// panic.
+struct Turn<'a>(&'a Line);
+
+impl Line {
+    /// Waits until every caller that came before has had its turn.
+    fn wait_turn(&self) -> Turn<'_> {
+        // Two counters, consistent between statements: a panic elsewhere leaves them valid.
+        let mut tickets = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = tickets.0;
+        tickets.0 += 1;
+        while tickets.1 != mine {
+            tickets = self.next_served.wait(tickets).unwrap_or_else(PoisonError::into_inner);
+        }
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.tickets.lock().unwrap_or_else(PoisonError::into_inner).1 += 1;
+        self.0.next_served.notify_all();
+    }
+}
+
 // SAFETY: the model pointer is only used while holding the mutex in `E5Embedder`.
 unsafe impl Send for Model {}
 
 /// multilingual-e5-small, with its "query: " / "passage: " prefixes added by the engine.
 pub struct E5Embedder {
     model: Mutex<Model>,
+    line: Line,
     embed_batch: EmbedBatchFn,
     free: FreeFn,
     /// OpenMP's `omp_set_num_threads` (from the engine's libgomp) and the count to give it.
@@ -114,6 +151,7 @@ impl E5Embedder {
         }
         Ok(Self {
             model: Mutex::new(Model(model)),
+            line: Line::default(),
             embed_batch,
             free,
             set_threads,
@@ -121,9 +159,9 @@ impl E5Embedder {
         })
     }
 
-    /// Embeds `texts` as queries or as passages, in order.
+    /// Embeds `texts` as queries or as passages, in order; each batch of [`BATCH`] texts waits
+    /// its turn at the engine.
     pub fn embed(&self, texts: &[String], is_query: bool) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let model = self.model.lock().map_err(|_| EmbedError::Inference("multilingual embedder poisoned".into()))?;
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
             // A NUL byte would end the C string early; it carries no meaning in text anyway.
@@ -131,6 +169,9 @@ impl E5Embedder {
                 batch.iter().map(|t| CString::new(t.replace('\0', " ")).unwrap_or_default()).collect();
             let pointers: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
             let mut buffer = vec![0f32; batch.len() * E5_DIMENSION];
+            let _turn = self.line.wait_turn();
+            let model =
+                self.model.lock().map_err(|_| EmbedError::Inference("multilingual embedder poisoned".into()))?;
             if let Some((set_threads, n)) = self.set_threads {
                 // SAFETY: a plain setter of this thread's OpenMP team size.
                 unsafe { set_threads(n) };
@@ -160,5 +201,56 @@ impl Drop for E5Embedder {
         let model = self.model.get_mut().unwrap_or_else(PoisonError::into_inner);
         // SAFETY: the model came from `e5_load` and is freed once; the library stays loaded.
         unsafe { (self.free)(model.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Waits until `n` callers hold or wait for a ticket.
+    fn until_ticketed(line: &Line, n: u64) {
+        while line.tickets.lock().unwrap().0 < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn callers_take_their_turns_in_the_order_they_came() {
+        let line = Arc::new(Line::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = line.wait_turn();
+        let mut waiters = Vec::new();
+        for i in 1..=5u64 {
+            let (line2, order) = (line.clone(), order.clone());
+            waiters.push(std::thread::spawn(move || {
+                let _turn = line2.wait_turn();
+                order.lock().unwrap().push(i);
+            }));
+            // The next caller comes only once this one is in line.
+            until_ticketed(&line, i + 1);
+        }
+        assert!(order.lock().unwrap().is_empty(), "nobody goes while a turn is held");
+        drop(first);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_panic_during_a_turn_passes_the_turn_on() {
+        let line = Arc::new(Line::default());
+        let l = line.clone();
+        let panicked = std::thread::spawn(move || {
+            let _turn = l.wait_turn();
+            panic!("the engine call failed");
+        })
+        .join();
+        assert!(panicked.is_err());
+        drop(line.wait_turn());
+        assert_eq!(*line.tickets.lock().unwrap(), (2, 2));
     }
 }
