@@ -85,13 +85,14 @@ pub struct EmbeddingSettings {
     /// activations with one scale, so a passage batched with others would get a vector that
     /// depends on them; one at a time it is also the least memory (BENCHMARKS.md, section 1).
     pub batch_size: usize,
-    /// Inference threads of both embedding models (default 2).
+    /// CPU threads of both embedding models (default 2): the main model embeds a long list of
+    /// passages on this many sessions of one thread each, built when first needed; the
+    /// multilingual model computes on this many threads.
     pub threads: usize,
-    /// Questions the main model embeds at the same time (default 1: they take turns on one
-    /// session, in the order they came). Above 1, while the session with `threads` threads is
-    /// busy, further questions get sessions of one thread each, created when first needed;
-    /// each costs about 60 MB of memory with the default 8-bit model (100–190 MB with the float
-    /// graph).
+    /// Sessions of the main model that questions may have built (default 1: unless passages
+    /// built more, questions take turns on one session, in the order they came). Above 1, a
+    /// question that finds every session busy starts building another; each costs about 60 MB
+    /// of memory with the default 8-bit model (100–190 MB with the float graph).
     pub query_sessions: usize,
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,

@@ -6,6 +6,7 @@ pub mod e5;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::lang::is_cjk_language;
@@ -169,10 +170,10 @@ pub struct FastEmbedOptions {
     pub model_id: String,
     /// Texts per inference call (default 1; BENCHMARKS.md, section 1, has the measurements).
     pub batch_size: usize,
-    /// ONNX Runtime intra-op threads.
+    /// Sessions that embed a list of passages at the same time, one CPU thread each.
     pub threads: usize,
-    /// Sessions that embed questions at the same time (default 1): the first has `threads`
-    /// threads, the others one each and are created when a question finds every session busy.
+    /// Sessions that questions may have built (default 1): when a question finds every session
+    /// busy and there are fewer, it starts building one more.
     pub query_sessions: usize,
     /// Longer inputs are truncated to this many tokens.
     pub max_tokens: usize,
@@ -181,18 +182,30 @@ pub struct FastEmbedOptions {
 /// Dimension of all-MiniLM-L6-v2; other models report theirs through `config.json`.
 const DEFAULT_DIMENSION: usize = 384;
 
+/// A list of passages gets one more session for every this many batches, up to `threads`.
+const BATCHES_PER_WORKER: usize = 8;
+
+/// The batches a worker embedded: each batch's index and its vectors.
+type BatchesDone = Vec<(usize, Vec<Vec<f32>>)>;
+
 /// Local sentence embeddings: the model's tokenizer and an ONNX Runtime session (the library
 /// loaded dynamically from the configured path, never from `ORT_DYLIB_PATH`), mean pooling
 /// and L2 normalisation, as sentence-transformers computes them.
 ///
-/// Passages are embedded on the main session, with all the configured threads. Callers that find
-/// it busy wait in line and are served in the order they came. With `query_sessions` above 1,
-/// questions that find every session busy get more sessions of one thread each, built in the
-/// background the first time they are needed: on 2 cores, two sessions embed 1.3–1.6 times as
-/// many questions per second under load as one, but each holds its own copy of the weights
-/// and working memory: about 60 MB more resident memory with the default 8-bit model, 100–190
-/// MB with the float graph, whose 8-bit weights ONNX Runtime widens to 32-bit floats
-/// (BENCHMARKS.md, section 9).
+/// Every session computes on one CPU thread: a batch of one short question or one passage is too
+/// small to share between threads, whose hand-offs after every operator cost more than they
+/// save (BENCHMARKS.md, section 1). Parallelism comes from sessions instead:
+/// - a long list of passages is spread over up to `threads` sessions, each embedding whole
+///   batches, built the first time a list is long enough;
+/// - with `query_sessions` above 1, questions that find every session busy start building more,
+///   in the background.
+///
+/// Callers take a session for one batch at a time and, when every session is busy, wait in line
+/// and are served in the order they came: a question asked while passages are embedded waits
+/// for one batch, not for the list. Each session holds its own copy of the weights and working
+/// memory: about 60 MB of resident memory with the default 8-bit model, 100–190 MB with the
+/// float graph, whose 8-bit weights ONNX Runtime widens to 32-bit floats (BENCHMARKS.md,
+/// section 9).
 pub struct FastEmbedder {
     sessions: Arc<Sessions>,
     model_id: String,
@@ -204,18 +217,26 @@ pub struct FastEmbedder {
 /// they came, so that no question waits behind many later ones), and how to build one more.
 struct Sessions {
     state: Mutex<SessionsState>,
-    /// The most sessions there may be, the main one included.
-    most: usize,
-    /// What building another one-thread session needs.
+    /// The most sessions that questions, and that lists of passages, may have built.
+    most_for_questions: usize,
+    most_for_passages: usize,
+    /// What building another session needs.
     recipe: SessionRecipe,
+}
+
+/// Who takes a session; each may have its own number of sessions built.
+#[derive(Clone, Copy)]
+enum Caller {
+    Question,
+    Passages,
 }
 
 struct SessionsState {
     idle: Vec<OnnxModel>,
     waiting: VecDeque<Arc<Waiter>>,
-    /// Sessions built or being built, the main one included.
+    /// Sessions built or being built.
     made: usize,
-    /// Sessions built, the main one included.
+    /// Sessions built.
     built: usize,
 }
 
@@ -271,12 +292,7 @@ impl Sessions {
     fn give_back(&self, model: OnnxModel) {
         let mut state = self.lock();
         let Some(waiter) = state.waiting.pop_front() else {
-            // The main session last, where `take` pops: the next caller gets the most threads.
-            if model.main {
-                state.idle.push(model);
-            } else {
-                state.idle.insert(0, model);
-            }
+            state.idle.push(model);
             return;
         };
         drop(state);
@@ -284,17 +300,20 @@ impl Sessions {
         waiter.handed.notify_one();
     }
 
-    /// Takes an idle session, the main one if it is idle, or waits in line for one. A caller
-    /// embedding a question that finds every session busy starts building another, if there may
-    /// be more.
-    fn take(self: &Arc<Self>, for_question: bool) -> Lease<'_> {
+    /// Takes an idle session or waits in line for one. A caller that finds every session busy
+    /// starts building another, if its kind may have more built.
+    fn take(self: &Arc<Self>, caller: Caller) -> Lease<'_> {
         let mut state = self.lock();
         if state.waiting.is_empty()
             && let Some(model) = state.idle.pop()
         {
             return Lease { sessions: self, model: Some(model) };
         }
-        let build = for_question && state.made < self.most;
+        let most = match caller {
+            Caller::Question => self.most_for_questions,
+            Caller::Passages => self.most_for_passages,
+        };
+        let build = state.made < most;
         if build {
             state.made += 1;
         }
@@ -314,28 +333,27 @@ impl Sessions {
         }
     }
 
-    /// Builds a one-thread session on its own thread and adds it to the idle ones; meanwhile the
-    /// caller waits for whichever session comes back first.
+    /// Builds a session on its own thread and adds it to the idle ones; meanwhile the caller
+    /// waits for whichever session comes back first.
     fn build_in_background(self: &Arc<Self>) {
         let sessions = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("embedder-session".into()).spawn(move || {
-            match OnnxModel::build(&sessions.recipe, 1, false) {
+            match OnnxModel::build(&sessions.recipe) {
                 Ok(model) => {
                     sessions.lock().built += 1;
                     sessions.give_back(model);
-                    tracing::debug!("built another embedding session for questions");
+                    tracing::debug!("built another embedding session");
                 }
                 Err(e) => {
-                    // Questions keep the sessions there are; do not try again.
-                    tracing::warn!(error = %e, "could not build another embedding session; questions share the ones there are");
-                    let mut state = sessions.lock();
-                    state.made = sessions.most;
+                    // Callers keep the sessions there are; do not try again.
+                    tracing::warn!(error = %e, "could not build another embedding session; callers share the ones there are");
+                    sessions.lock().made = usize::MAX;
                 }
             }
         });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start a thread to build another embedding session");
-            self.lock().made = self.most;
+            self.lock().made = usize::MAX;
         }
     }
 }
@@ -346,8 +364,6 @@ struct OnnxModel {
     tokenizer: Tokenizer,
     /// BERT-style graphs take `token_type_ids`; others do not.
     token_type_ids: bool,
-    /// The session with the configured threads, which embeds passages.
-    main: bool,
 }
 
 impl std::fmt::Debug for FastEmbedder {
@@ -451,10 +467,11 @@ impl FastEmbedder {
         std::fs::File::open(&onnx).map_err(|e| EmbedError::MissingFile { path: onnx, reason: e.to_string() })?;
         let environment = init_runtime(&opts.onnxruntime_path)?;
         let recipe = SessionRecipe { model_dir: opts.model_dir.clone(), environment, tokenizer };
-        let main = OnnxModel::build(&recipe, opts.threads.max(1), true)?;
+        let first = OnnxModel::build(&recipe)?;
         let sessions = Sessions {
-            state: Mutex::new(SessionsState { idle: vec![main], waiting: VecDeque::new(), made: 1, built: 1 }),
-            most: opts.query_sessions.max(1),
+            state: Mutex::new(SessionsState { idle: vec![first], waiting: VecDeque::new(), made: 1, built: 1 }),
+            most_for_questions: opts.query_sessions.max(1),
+            most_for_passages: opts.threads.max(1),
             recipe,
         };
         Ok(Self {
@@ -465,32 +482,29 @@ impl FastEmbedder {
         })
     }
 
-    /// Sessions built so far, the main one included.
+    /// Sessions built so far.
     pub fn sessions_built(&self) -> usize {
         self.sessions.lock().built
     }
 }
 
 impl OnnxModel {
-    /// An ONNX Runtime session of the model with `threads` intra-op threads.
-    fn build(recipe: &SessionRecipe, threads: usize, main: bool) -> Result<Self, EmbedError> {
+    /// An ONNX Runtime session of the model, computing on one thread.
+    fn build(recipe: &SessionRecipe) -> Result<Self, EmbedError> {
         let onnx = read(&recipe.model_dir, "model.onnx")?;
         let loading = |e: String| EmbedError::Inference(format!("loading {}: {e}", recipe.model_dir.display()));
         let builder = ort::session::Session::builder(&recipe.environment).map_err(|e| loading(e.to_string()))?;
         let built =
             |r: Result<_, ort::Error<ort::session::builder::SessionBuilder>>| r.map_err(|e| loading(e.to_string()));
         let builder = built(builder.with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3))?;
-        let builder = built(builder.with_intra_threads(threads))?;
-        // ONNX Runtime's workers spin after each operator by default, competing with the
-        // async runtime's threads: without it a question's p95 fell from 16 to 10 ms on
-        // 2 cores, ingest unchanged (BENCHMARKS.md, section 6).
-        let builder = built(builder.with_config_entry("session.intra_op.allow_spinning", "0"))?;
+        // One thread: no thread pool whose workers wait for each operator (section 1).
+        let builder = built(builder.with_intra_threads(1))?;
         // Memory patterns plan each input shape's buffers ahead; batches of passages come in
         // many shapes, so they only cost memory (BENCHMARKS.md, section 1).
         let mut builder = built(builder.with_memory_pattern(false))?;
         let session = builder.commit_from_memory(&onnx).map_err(|e| loading(e.to_string()))?;
         let token_type_ids = session.inputs().iter().any(|input| input.name() == "token_type_ids");
-        Ok(Self { session, tokenizer: recipe.tokenizer.clone(), token_type_ids, main })
+        Ok(Self { session, tokenizer: recipe.tokenizer.clone(), token_type_ids })
     }
 }
 
@@ -567,20 +581,52 @@ pub(crate) fn normalize(mut v: Vec<f32>) -> Vec<f32> {
 
 impl FastEmbedder {
     /// Embeds `texts` in batches taken in order of `key` (a length): a batch is padded to its
-    /// longest input, so batching inputs of similar length wastes little compute on padding.
+    /// longest input, so batching inputs of similar length wastes little compute on padding. A
+    /// long list is spread over up to `threads` sessions, each taking the next batch in turn.
     fn embed_by<K: Ord>(&self, texts: &[String], key: impl Fn(usize) -> K) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut model = self.sessions.take(false);
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| key(i));
+        let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        // Another session is built for a list long enough to repay its build (about a tenth of
+        // a second) and its memory.
+        let workers = self.sessions.most_for_passages.min(batches.len().div_ceil(BATCHES_PER_WORKER)).max(1);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let work = || -> Result<BatchesDone, EmbedError> {
+            let mut done = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(b) else { break };
+                let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+                // One batch per turn: a question waiting in line is served next.
+                let embedded = self.sessions.take(Caller::Passages).embed(&inputs);
+                match embedded {
+                    Ok(vectors) => done.push((b, vectors)),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(done)
+        };
+        let outcomes: Vec<Result<_, EmbedError>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+            let mut outcomes = vec![work()];
+            outcomes.extend(helpers.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| Err(EmbedError::Inference("an embedding thread panicked".into())))
+            }));
+            outcomes
+        });
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
-        for batch in order.chunks(self.batch_size) {
-            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            let embedded = model.embed(&inputs)?;
-            for (&i, v) in batch.iter().zip(embedded) {
-                vectors[i] = Some(v);
+        for outcome in outcomes {
+            for (b, embedded) in outcome? {
+                for (&i, v) in batches[b].iter().zip(embedded) {
+                    vectors[i] = Some(v);
+                }
             }
         }
         vectors
@@ -604,8 +650,9 @@ impl Embedder for FastEmbedder {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let mut model = self.sessions.take(true);
+        let mut model = self.sessions.take(Caller::Question);
         let mut v = model.embed(&[text])?;
+        drop(model);
         v.pop().ok_or_else(|| EmbedError::Inference("no vector returned".into()))
     }
 
