@@ -86,13 +86,14 @@ pub struct EmbeddingSettings {
     /// depends on them; one at a time it is also the least memory (BENCHMARKS.md, section 1).
     pub batch_size: usize,
     /// CPU threads of both embedding models (default 2): the main model embeds a long list of
-    /// passages on this many sessions of one thread each, built when first needed; the
-    /// multilingual model computes on this many threads.
+    /// passages on this many sessions of one thread each, built when first needed and released
+    /// after a minute idle; the multilingual model computes on this many threads.
     pub threads: usize,
     /// Sessions of the main model that questions may have built (default 1: unless passages
     /// built more, questions take turns on one session, in the order they came). Above 1, a
     /// question that finds every session busy starts building another; each costs about 60 MB
-    /// of memory with the default 8-bit model (100–190 MB with the float graph).
+    /// of memory with the default 8-bit model (100–190 MB with the float graph) until it has
+    /// been idle for a minute.
     pub query_sessions: usize,
     /// Maximum tokens per embedded text; longer texts are truncated (default 256).
     pub max_tokens: usize,

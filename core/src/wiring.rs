@@ -26,6 +26,7 @@ pub fn embedder_options(s: &Settings) -> FastEmbedOptions {
         threads: s.embedding.threads,
         query_sessions: s.embedding.query_sessions,
         max_tokens: s.embedding.max_tokens,
+        release_idle_after: crate::embed::RELEASE_IDLE_AFTER,
     }
 }
 

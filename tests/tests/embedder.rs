@@ -104,7 +104,9 @@ fn a_question_does_not_wait_for_passages_being_embedded() {
 
 /// With `embedding.threads = 2`, a long list of passages (an ingest) is spread over two sessions
 /// and every passage still gets its own vector, in the list's order; a short list (curated
-/// answers) is not worth another session's memory.
+/// answers) is not worth another session's memory. Once idle, the second session is released
+/// (a server goes back to its idle memory after a docs sync), and the next long list builds it
+/// again.
 #[test]
 fn a_long_list_of_passages_is_embedded_on_as_many_sessions_as_threads() {
     if !assets_available("a_long_list_of_passages_is_embedded_on_as_many_sessions_as_threads") {
@@ -121,15 +123,32 @@ fn a_long_list_of_passages_is_embedded_on_as_many_sessions_as_threads() {
     assert!(cosine(&expected[0], &expected[1]) < 0.99, "two test passages embed alike");
 
     options.threads = 2;
+    options.release_idle_after = Duration::from_millis(400);
     let two = FastEmbedder::new(&options).expect("embedding model loads");
     two.embed_documents(&passages[..4]).expect("passages embed");
     assert_eq!(two.sessions_built(), 1, "a list of four passages built another session");
     let got = two.embed_documents(&passages).expect("passages embed");
     assert_eq!(two.sessions_built(), 2, "a long list of passages was embedded on one session");
-    assert_eq!(got.len(), passages.len());
-    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+    same_vectors(&got, &expected, "on two sessions");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while two.sessions_held() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(two.sessions_held(), 1, "the idle second session was kept");
+    let question = "How do I restore a backup?";
+    let v = two.embed_query(question).expect("a question embeds on the session left");
+    assert!(cosine(&v, &one.embed_query(question).expect("embeds")) > 0.9999);
+    let again = two.embed_documents(&passages).expect("passages embed");
+    assert!(two.sessions_built() >= 3, "the next long list did not build the second session again");
+    same_vectors(&again, &expected, "on a rebuilt second session");
+}
+
+fn same_vectors(got: &[Vec<f32>], expected: &[Vec<f32>], how: &str) {
+    assert_eq!(got.len(), expected.len());
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
         let same = cosine(g, e);
-        assert!(same > 0.9999, "passage {i} got another vector on two sessions: cosine {same}");
+        assert!(same > 0.9999, "passage {i} got another vector {how}: cosine {same}");
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::lang::is_cjk_language;
 use tokenizers::{AddedToken, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
@@ -177,7 +178,14 @@ pub struct FastEmbedOptions {
     pub query_sessions: usize,
     /// Longer inputs are truncated to this many tokens.
     pub max_tokens: usize,
+    /// Sessions beyond the first that no caller has taken for this long are released, with
+    /// their memory; a later list of passages or burst of questions builds them again.
+    pub release_idle_after: Duration,
 }
+
+/// What [`FastEmbedOptions::release_idle_after`] is unless a caller says otherwise: long enough
+/// that an ingest, which comes back every few seconds, keeps its sessions.
+pub const RELEASE_IDLE_AFTER: Duration = Duration::from_secs(60);
 
 /// Dimension of all-MiniLM-L6-v2; other models report theirs through `config.json`.
 const DEFAULT_DIMENSION: usize = 384;
@@ -205,7 +213,8 @@ type BatchesDone = Vec<(usize, Vec<Vec<f32>>)>;
 /// for one batch, not for the list. Each session holds its own copy of the weights and working
 /// memory: about 60 MB of resident memory with the default 8-bit model, 100–190 MB with the
 /// float graph, whose 8-bit weights ONNX Runtime widens to 32-bit floats (BENCHMARKS.md,
-/// section 9).
+/// section 9). So sessions beyond the first are released once idle for `release_idle_after`:
+/// a server goes back to its idle memory after a docs sync or a burst of questions.
 pub struct FastEmbedder {
     sessions: Arc<Sessions>,
     model_id: String,
@@ -222,6 +231,8 @@ struct Sessions {
     most_for_passages: usize,
     /// What building another session needs.
     recipe: SessionRecipe,
+    /// Sessions beyond the first, idle this long, are released.
+    release_after: Duration,
 }
 
 /// Who takes a session; each may have its own number of sessions built.
@@ -232,12 +243,17 @@ enum Caller {
 }
 
 struct SessionsState {
-    idle: Vec<OnnxModel>,
+    /// Sessions not in use, each with when it came back; the most recent last.
+    idle: Vec<(OnnxModel, Instant)>,
     waiting: VecDeque<Arc<Waiter>>,
-    /// Sessions built or being built.
+    /// Sessions built or being built, and not released.
     made: usize,
-    /// Sessions built.
+    /// Sessions built and not released.
     built: usize,
+    /// Sessions built, counting those released since.
+    ever_built: usize,
+    /// Whether a thread is waiting to release idle sessions.
+    releasing: bool,
 }
 
 /// A caller waiting for a session: the session is handed to it directly.
@@ -292,7 +308,7 @@ impl Sessions {
     fn give_back(&self, model: OnnxModel) {
         let mut state = self.lock();
         let Some(waiter) = state.waiting.pop_front() else {
-            state.idle.push(model);
+            state.idle.push((model, Instant::now()));
             return;
         };
         drop(state);
@@ -305,7 +321,7 @@ impl Sessions {
     fn take(self: &Arc<Self>, caller: Caller) -> Lease<'_> {
         let mut state = self.lock();
         if state.waiting.is_empty()
-            && let Some(model) = state.idle.pop()
+            && let Some((model, _)) = state.idle.pop()
         {
             return Lease { sessions: self, model: Some(model) };
         }
@@ -340,9 +356,17 @@ impl Sessions {
         let spawned = std::thread::Builder::new().name("embedder-session".into()).spawn(move || {
             match OnnxModel::build(&sessions.recipe) {
                 Ok(model) => {
-                    sessions.lock().built += 1;
+                    let release = {
+                        let mut state = sessions.lock();
+                        state.built += 1;
+                        state.ever_built += 1;
+                        !std::mem::replace(&mut state.releasing, true)
+                    };
                     sessions.give_back(model);
                     tracing::debug!("built another embedding session");
+                    if release {
+                        sessions.release_when_idle();
+                    }
                 }
                 Err(e) => {
                     // Callers keep the sessions there are; do not try again.
@@ -356,7 +380,61 @@ impl Sessions {
             self.lock().made = usize::MAX;
         }
     }
+
+    /// Runs on the thread that built a session beyond the first, until only one is left:
+    /// releases those that stayed idle for `release_after`, with their memory.
+    fn release_when_idle(&self) {
+        loop {
+            std::thread::sleep(self.release_after / 4);
+            let mut state = self.lock();
+            let mut released = Vec::new();
+            // The longest idle first; the first session always stays.
+            while state.built > 1 && state.idle.first().is_some_and(|(_, since)| since.elapsed() >= self.release_after)
+            {
+                released.push(state.idle.remove(0));
+                state.built -= 1;
+                // After a failed build `made` stays at its maximum: no more are built.
+                if state.made != usize::MAX {
+                    state.made -= 1;
+                }
+            }
+            // Done when one is left and none is being built (or none can be, after a failure).
+            let done = state.built <= 1 && (state.made <= 1 || state.made == usize::MAX);
+            if done {
+                state.releasing = false;
+            }
+            drop(state);
+            if !released.is_empty() {
+                drop(released);
+                return_freed_memory();
+                tracing::debug!("released idle embedding sessions");
+            }
+            if done {
+                return;
+            }
+        }
+    }
 }
+
+/// Hands memory freed in the process's allocator back to the system. A session's weights and
+/// working memory are allocated on the threads that built and ran it, in glibc's per-thread
+/// arenas, which keep what is freed for later allocations: without this, releasing a session
+/// leaves the process as large as before.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn return_freed_memory() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's `malloc_trim` takes a byte count, touches only the allocator's own free
+    // lists (under their locks), and may be called from any thread at any time.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_memory() {}
 
 /// The session and the tokenizer that feeds it.
 struct OnnxModel {
@@ -469,10 +547,18 @@ impl FastEmbedder {
         let recipe = SessionRecipe { model_dir: opts.model_dir.clone(), environment, tokenizer };
         let first = OnnxModel::build(&recipe)?;
         let sessions = Sessions {
-            state: Mutex::new(SessionsState { idle: vec![first], waiting: VecDeque::new(), made: 1, built: 1 }),
+            state: Mutex::new(SessionsState {
+                idle: vec![(first, Instant::now())],
+                waiting: VecDeque::new(),
+                made: 1,
+                built: 1,
+                ever_built: 1,
+                releasing: false,
+            }),
             most_for_questions: opts.query_sessions.max(1),
             most_for_passages: opts.threads.max(1),
             recipe,
+            release_after: opts.release_idle_after,
         };
         Ok(Self {
             sessions: Arc::new(sessions),
@@ -482,8 +568,13 @@ impl FastEmbedder {
         })
     }
 
-    /// Sessions built so far.
+    /// Sessions built so far, counting those released since.
     pub fn sessions_built(&self) -> usize {
+        self.sessions.lock().ever_built
+    }
+
+    /// Sessions there are now: built and not released.
+    pub fn sessions_held(&self) -> usize {
         self.sessions.lock().built
     }
 }
