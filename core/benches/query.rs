@@ -17,6 +17,10 @@
 //! - `search`: `Searcher::search`, the real query path (embed the question, dense + BM25
 //!   candidates, weighted RRF);
 //! - `dense`: embed the question + `dense_search` top 10, the like-for-like of the reference;
+//! - with `--parts`, for one asker: `parts`, the steps of `search` one after another, each timed
+//!   (embedding the question, the dense and the BM25 ranking of the configured candidates, the
+//!   fusion with the reading of the passages it keeps); and `read-all`, `search` as it was before
+//!   fusion read passages on demand (every candidate's passage read with its ranking);
 //! - `answer`: `Answerer::answer` with the extractive backend (retrieval, gate, prompt, quote,
 //!   citation check);
 //! - optionally `local`: the in-process GGUF backend on a few questions (`--local K`);
@@ -44,8 +48,9 @@ use supportbot_core::answer::memory::InMemoryMemory;
 use supportbot_core::answer::{Answerer, Incoming};
 use supportbot_core::document::{Chunk, DocKind, chunk_id};
 use supportbot_core::embed::Embedder;
+use supportbot_core::lang::QuestionLanguage;
 use supportbot_core::llm::chain::ModelChain;
-use supportbot_core::search::Searcher;
+use supportbot_core::search::{Fusion, SearchParams, Searcher, fuse};
 use supportbot_core::store::{EdgeStore, IndexMeta, KnowledgeStore, SearchFilter, StoredChunk, now_rfc3339};
 use supportbot_core::wiring;
 
@@ -65,6 +70,9 @@ Usage: query --chunks FILE --questions FILE [--questions FILE ...] --out DIR [op
   --pool-limit N            use only the first N chunks of the pool (default: all)
   --pool-cache FILE         raw f32 vectors of the pool: read if it matches, else written
   --no-answer               skip the Answerer timings
+  --parts                   also, for one asker: the steps of `search` one after another
+                            (embedding, dense and BM25 rankings, fusion), and `search` reading
+                            every candidate's passage as before 2026-12-02 (`read-all`)
   --local K                 also time K questions through the local GGUF backend (default 0)
   --no-vectors              do not write vectors-N.npy
 Settings: built-in defaults and SUPPORTBOT__* variables (model assets as installed by scripts/setup).";
@@ -106,6 +114,8 @@ struct Args {
     pool_limit: usize,
     pool_cache: Option<PathBuf>,
     answer: bool,
+    /// Also time the steps of `search` one by one (`parts`).
+    parts: bool,
     local: usize,
     vectors: bool,
 }
@@ -123,6 +133,7 @@ fn parse_args() -> anyhow::Result<Args> {
         pool_limit: 0,
         pool_cache: None,
         answer: true,
+        parts: false,
         local: 0,
         vectors: true,
     };
@@ -165,6 +176,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--pool-limit" => args.pool_limit = number(it.next(), "--pool-limit")?,
             "--pool-cache" => args.pool_cache = Some(it.next().context("--pool-cache needs a value")?.into()),
             "--no-answer" => args.answer = false,
+            "--parts" => args.parts = true,
             "--local" => args.local = number(it.next(), "--local")?,
             "--no-vectors" => args.vectors = false,
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
@@ -451,6 +463,8 @@ fn summary(ms: &[f64]) -> Value {
 enum Mode {
     Search,
     Dense,
+    Parts,
+    ReadAll,
     Answer,
     Local,
 }
@@ -460,6 +474,8 @@ impl Mode {
         match self {
             Mode::Search => "search",
             Mode::Dense => "dense",
+            Mode::Parts => "parts",
+            Mode::ReadAll => "read-all",
             Mode::Answer => "answer",
             Mode::Local => "local",
         }
@@ -470,9 +486,12 @@ impl Mode {
 #[derive(Debug, Default, Clone)]
 struct Sample {
     total_ms: f64,
-    /// `dense` mode: embedding the question, and the index search.
+    /// `dense` and `parts` modes: embedding the question, and the dense index search.
     embed_ms: Option<f64>,
     search_ms: Option<f64>,
+    /// `parts` mode: the BM25 ranking, and the fusion with the reading of the passages.
+    sparse_ms: Option<f64>,
+    fuse_ms: Option<f64>,
     outcome: Option<String>,
 }
 
@@ -483,6 +502,17 @@ struct Target {
     embedder: Arc<dyn Embedder>,
     answerer: Option<Answerer>,
     local: Option<Answerer>,
+}
+
+/// The fusion `Searcher::search` uses for `language` (without the multilingual model).
+fn fusion_for<'a>(params: &SearchParams, language: &'a QuestionLanguage) -> Fusion<'a> {
+    Fusion {
+        dense_weight: if language.cjk { params.cjk_dense_weight } else { params.dense_weight },
+        bm25_weight: if language.cjk { params.cjk_bm25_weight } else { params.bm25_weight },
+        k: params.rrf_k,
+        language: Some((language, params.other_language_weight)),
+        short_passage: (params.short_passage_tokens, params.short_passage_weight),
+    }
 }
 
 static CONVERSATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -504,6 +534,43 @@ async fn one(target: &Target, mode: Mode, question: &str) -> anyhow::Result<Samp
             std::hint::black_box(hits);
             sample.embed_ms = Some((embedded - started).as_secs_f64() * 1000.0);
             sample.search_ms = Some(embedded.elapsed().as_secs_f64() * 1000.0);
+        }
+        Mode::Parts => {
+            let params = target.searcher.params();
+            let embedder = target.embedder.clone();
+            let text = question.to_string();
+            let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text)).await??;
+            let embedded = Instant::now();
+            let filter = SearchFilter::default();
+            let dense = target.store.dense_ranking(&vector, params.candidates, &filter).await?;
+            let searched = Instant::now();
+            let sparse = target.store.sparse_ranking(question, params.candidates, &filter).await?;
+            let sparsed = Instant::now();
+            let language = QuestionLanguage::of(question);
+            let fusion = fusion_for(params, &language);
+            std::hint::black_box(target.searcher.fuse_rankings(dense, sparse, &fusion, params.limit).await?);
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+            sample.embed_ms = Some(ms(started, embedded));
+            sample.search_ms = Some(ms(embedded, searched));
+            sample.sparse_ms = Some(ms(searched, sparsed));
+            sample.fuse_ms = Some(sparsed.elapsed().as_secs_f64() * 1000.0);
+        }
+        Mode::ReadAll => {
+            // `Searcher::search` as it was before fusion read passages on demand: the same
+            // steps, concurrency and fusion, with every candidate's passage read.
+            let params = target.searcher.params();
+            let filter = SearchFilter::default();
+            let embedder = target.embedder.clone();
+            let text = question.to_string();
+            let (dense, sparse) = tokio::try_join!(
+                async {
+                    let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text)).await??;
+                    anyhow::Ok(target.store.dense_search(&vector, params.candidates, &filter).await?)
+                },
+                async { anyhow::Ok(target.store.sparse_search(question, params.candidates, &filter).await?) },
+            )?;
+            let language = QuestionLanguage::of(question);
+            std::hint::black_box(fuse(dense, sparse, &fusion_for(params, &language), params.limit));
         }
         Mode::Answer | Mode::Local => {
             let answerer = if mode == Mode::Answer { &target.answerer } else { &target.local };
@@ -541,6 +608,15 @@ fn pass_result(mode: Mode, concurrency: usize, samples: &[Sample], wall: f64, cp
         obj.insert("embed".into(), summary(&embed));
         let search: Vec<f64> = samples.iter().filter_map(|s| s.search_ms).collect();
         obj.insert("index_search".into(), summary(&search));
+    }
+    for (name, part) in [
+        ("sparse_search", samples.iter().map(|s| s.sparse_ms).collect::<Vec<_>>()),
+        ("fuse", samples.iter().map(|s| s.fuse_ms).collect()),
+    ] {
+        let part: Vec<f64> = part.into_iter().flatten().collect();
+        if !part.is_empty() {
+            obj.insert(name.into(), summary(&part));
+        }
     }
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for o in samples.iter().filter_map(|s| s.outcome.clone()) {
@@ -760,6 +836,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             let mut passes = Vec::new();
             let mut modes = vec![Mode::Search, Mode::Dense];
+            if args.parts {
+                modes.extend([Mode::Parts, Mode::ReadAll]);
+            }
             if args.answer {
                 modes.push(Mode::Answer);
             }
@@ -767,6 +846,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let seq = sequential(&target, mode, &questions, args.rounds).await?;
                 eprintln!("query: N={n} {} {:<6} sequential: {}", variant.name(), mode.name(), brief(&seq));
                 passes.push(seq);
+                if matches!(mode, Mode::Parts | Mode::ReadAll) {
+                    // Diagnostics for one asker.
+                    continue;
+                }
                 let conc = concurrent(&target, mode, &questions, args.concurrent_rounds, args.concurrency).await?;
                 eprintln!(
                     "query: N={n} {} {:<6} x{:<4}     : {}",

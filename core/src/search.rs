@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::document::{Chunk, DocKind};
 use crate::embed::{EmbedError, Embedder};
 use crate::lang::QuestionLanguage;
-use crate::store::{Hit, KnowledgeStore, SearchFilter, StoreError};
+use crate::store::{Hit, KnowledgeStore, Ranked, SearchFilter, StoreError};
 
 /// Retrieval knobs (from the `[search]` configuration section).
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,7 @@ impl Searcher {
         let candidates = self.params.candidates.max(limit);
         let language = QuestionLanguage::of(query);
         let (dense, sparse) = tokio::try_join!(self.dense_candidates(query, &language, candidates, filter), async {
-            Ok(self.store.sparse_search(query, candidates, filter).await?)
+            Ok(self.store.sparse_ranking(query, candidates, filter).await?)
         },)?;
         let (dense, wd) = dense;
         let fusion = Fusion {
@@ -132,7 +132,37 @@ impl Searcher {
             language: Some((&language, self.params.other_language_weight)),
             short_passage: (self.params.short_passage_tokens, self.params.short_passage_weight),
         };
-        Ok(fuse(dense, sparse, &fusion, limit))
+        self.fuse_rankings(dense, sparse, &fusion, limit).await
+    }
+
+    /// [`fuse`] for rankings whose passages may not be read yet: reads them from the store
+    /// only as far as needed to decide the top `limit` (see `settled`).
+    pub async fn fuse_rankings(
+        &self,
+        dense: Vec<Ranked>,
+        sparse: Vec<Ranked>,
+        fusion: &Fusion<'_>,
+        limit: usize,
+    ) -> Result<Vec<SearchResult>, SearchError> {
+        let mut candidates = rank(dense, sparse, fusion);
+        // Read passages best-first, `limit` at a time, until the factors can no longer change
+        // which ones make the top `limit`: without demotions, the first `limit` decide it.
+        loop {
+            let known = candidates.iter().take_while(|c| c.chunk.is_some()).count();
+            if settled(&candidates, known, fusion, limit) {
+                break;
+            }
+            let wanted: Vec<uuid::Uuid> =
+                candidates[known..].iter().filter(|c| c.chunk.is_none()).take(limit).map(|c| c.id).collect();
+            let mut read: HashMap<uuid::Uuid, Chunk> =
+                self.store.chunks(&wanted).await?.into_iter().map(|c| (c.id, c)).collect();
+            for c in candidates.iter_mut().filter(|c| c.chunk.is_none()) {
+                c.chunk = read.remove(&c.id);
+            }
+            // A passage removed since it was ranked (a sync running meanwhile) drops out.
+            candidates.retain(|c| c.chunk.is_some() || !wanted.contains(&c.id));
+        }
+        Ok(finish(candidates, fusion, limit))
     }
 }
 
@@ -146,7 +176,7 @@ impl Searcher {
         language: &QuestionLanguage,
         candidates: usize,
         filter: &SearchFilter,
-    ) -> Result<(Vec<Hit>, f32), SearchError> {
+    ) -> Result<(Vec<Ranked>, f32), SearchError> {
         let failed = |e: tokio::task::JoinError| EmbedError::Inference(format!("embedding task failed: {e}"));
         if language.cjk && self.embedder.has_multilingual() {
             let (embedder, text) = (self.embedder.clone(), query.to_string());
@@ -154,7 +184,7 @@ impl Searcher {
                 tokio::task::spawn_blocking(move || embedder.embed_multilingual_query(&text)).await.map_err(failed)?;
             match vector {
                 Some(Ok(vector)) => {
-                    let hits = self.store.multilingual_search(&vector, candidates, filter).await?;
+                    let hits = self.store.multilingual_ranking(&vector, candidates, filter).await?;
                     if !hits.is_empty() {
                         return Ok((hits, self.params.multilingual_weight));
                     }
@@ -166,7 +196,7 @@ impl Searcher {
         }
         let (embedder, text) = (self.embedder.clone(), query.to_string());
         let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text)).await.map_err(failed)??;
-        let hits = self.store.dense_search(&vector, candidates, filter).await?;
+        let hits = self.store.dense_ranking(&vector, candidates, filter).await?;
         let weight = if language.cjk { self.params.cjk_dense_weight } else { self.params.dense_weight };
         Ok((hits, weight))
     }
@@ -198,58 +228,126 @@ impl Fusion<'_> {
 /// language factor for passages not in the question's language and the short-passage factor for
 /// documentation passages shorter than the limit. Ties keep the dense order first.
 pub fn fuse(dense: Vec<Hit>, sparse: Vec<Hit>, fusion: &Fusion<'_>, limit: usize) -> Vec<SearchResult> {
-    struct Acc {
-        chunk: Chunk,
-        fused: f32,
-        dense: Option<f32>,
-        bm25: Option<f32>,
-        first_seen: usize,
-    }
-    let mut by_id: HashMap<uuid::Uuid, Acc> = HashMap::new();
-    let mut seen = 0;
+    let ranked = |hits: Vec<Hit>| hits.into_iter().map(Ranked::from).collect();
+    finish(rank(ranked(dense), ranked(sparse), fusion), fusion, limit)
+}
+
+/// A passage found by either retriever, before the factors.
+#[derive(Debug)]
+struct Candidate {
+    id: uuid::Uuid,
+    /// The weighted RRF score: an upper bound of the fused score, as the factors are at most 1.
+    rrf: f32,
+    dense: Option<f32>,
+    bm25: Option<f32>,
+    first_seen: usize,
+    /// `None` until read from the store.
+    chunk: Option<Chunk>,
+}
+
+/// The candidates of both rankings by RRF score, best first (ties: first seen, dense first).
+/// Passages only a zero-weight retriever found are left out.
+fn rank(dense: Vec<Ranked>, sparse: Vec<Ranked>, fusion: &Fusion<'_>) -> Vec<Candidate> {
+    let mut all: Vec<Candidate> = Vec::new();
+    let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
     for (list, weight, is_dense) in [(dense, fusion.dense_weight, true), (sparse, fusion.bm25_weight, false)] {
         for (i, hit) in list.into_iter().enumerate() {
             let contribution = if weight > 0.0 { weight / (fusion.k + (i + 1) as f32) } else { 0.0 };
-            let acc = by_id.entry(hit.chunk.id).or_insert_with(|| {
-                seen += 1;
-                Acc { chunk: hit.chunk, fused: 0.0, dense: None, bm25: None, first_seen: seen }
+            let at = *index.entry(hit.id).or_insert_with(|| {
+                all.push(Candidate {
+                    id: hit.id,
+                    rrf: 0.0,
+                    dense: None,
+                    bm25: None,
+                    first_seen: all.len(),
+                    chunk: None,
+                });
+                all.len() - 1
             });
-            acc.fused += contribution;
+            let c = &mut all[at];
+            c.rrf += contribution;
+            if c.chunk.is_none() {
+                c.chunk = hit.chunk;
+            }
             if is_dense {
-                acc.dense = Some(hit.score);
+                c.dense = Some(hit.score);
             } else {
-                acc.bm25 = Some(hit.score);
+                c.bm25 = Some(hit.score);
             }
         }
     }
-    let mut all: Vec<Acc> = by_id.into_values().filter(|a| a.fused > 0.0).collect();
-    if let Some((question, factor)) = fusion.language {
-        // Only when some passage is known to be in the question's language: otherwise every
-        // passage stays as ranked (undecided ones included).
-        let some_match = all.iter().any(|a| a.chunk.language != "und" && question.matches(&a.chunk.language));
-        if some_match {
-            for acc in all.iter_mut().filter(|a| !question.matches(&a.chunk.language)) {
-                acc.fused *= factor;
-            }
-        }
+    all.retain(|c| c.rrf > 0.0);
+    // Stable: equal scores keep the order first seen.
+    all.sort_by(|a, b| b.rrf.total_cmp(&a.rrf));
+    all
+}
+
+/// Whether the language factor applies: only when some passage is known to be in the
+/// question's language; otherwise every passage stays as ranked (undecided ones included).
+fn prefers_language(known: &[Candidate], fusion: &Fusion<'_>) -> bool {
+    fusion.language.is_some_and(|(question, _)| {
+        known.iter().filter_map(|c| c.chunk.as_ref()).any(|c| c.language != "und" && question.matches(&c.language))
+    })
+}
+
+/// The product of the factors that apply to `chunk`.
+fn factor(chunk: &Chunk, fusion: &Fusion<'_>, prefer_language: bool) -> f32 {
+    let mut f = 1.0;
+    if let Some((question, factor)) = fusion.language
+        && prefer_language
+        && !question.matches(&chunk.language)
+    {
+        f *= factor;
     }
     let (short, factor) = fusion.short_passage;
-    for acc in all.iter_mut() {
-        let c = &acc.chunk;
-        if c.kind == DocKind::Doc && c.tokens > 0 && c.tokens < short {
-            acc.fused *= factor;
-        }
+    if chunk.kind == DocKind::Doc && chunk.tokens > 0 && chunk.tokens < short {
+        f *= factor;
     }
-    all.sort_by(|a, b| b.fused.total_cmp(&a.fused).then(a.first_seen.cmp(&b.first_seen)));
+    f
+}
+
+/// Whether the first `known` candidates, read, decide the top `limit` whatever the passages
+/// not read yet hold. A passage's fused score is at most its RRF score, so once the language
+/// preference is settled, the rest cannot enter when the `limit`-th best fused score of those
+/// read beats the next RRF score. Until a passage in the question's language is seen, it is
+/// not settled, since one would demote the others.
+fn settled(candidates: &[Candidate], known: usize, fusion: &Fusion<'_>, limit: usize) -> bool {
+    if known >= candidates.len() {
+        return true;
+    }
+    let read = &candidates[..known];
+    if known < limit || (fusion.language.is_some() && !prefers_language(read, fusion)) {
+        return false;
+    }
+    let mut fused: Vec<f32> =
+        read.iter().filter_map(|c| c.chunk.as_ref().map(|chunk| c.rrf * factor(chunk, fusion, true))).collect();
+    if fused.len() < limit {
+        return false;
+    }
+    let (_, kth, _) = fused.select_nth_unstable_by(limit - 1, |a, b| b.total_cmp(a));
+    *kth > candidates[known].rrf
+}
+
+/// The top `limit` of the candidates read, by fused score (ties: first seen).
+fn finish(candidates: Vec<Candidate>, fusion: &Fusion<'_>, limit: usize) -> Vec<SearchResult> {
+    let prefer = prefers_language(&candidates, fusion);
+    let mut all: Vec<(f32, Candidate, Chunk)> = candidates
+        .into_iter()
+        .filter_map(|mut c| {
+            let chunk = c.chunk.take()?;
+            Some((c.rrf * factor(&chunk, fusion, prefer), c, chunk))
+        })
+        .collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.first_seen.cmp(&b.1.first_seen)));
     all.into_iter()
         .take(limit)
         .enumerate()
-        .map(|(i, a)| SearchResult {
+        .map(|(i, (score, c, chunk))| SearchResult {
             rank: i + 1,
-            score: a.fused,
-            dense_score: a.dense,
-            bm25_score: a.bm25,
-            chunk: a.chunk,
+            score,
+            dense_score: c.dense,
+            bm25_score: c.bm25,
+            chunk,
         })
         .collect()
 }
@@ -378,5 +476,91 @@ mod tests {
             vec![sized("option", DocKind::Doc, 20), sized("a", DocKind::Doc, 90), sized("task", DocKind::Doc, 150)];
         let sparse = vec![sized("option", DocKind::Doc, 20)];
         assert_eq!(order(fuse(dense, sparse, &fusion, 10))[0], "option");
+    }
+
+    /// What `Searcher::fuse_rankings` does against a store, with the store a map: reads the
+    /// undecided candidates best-first, `limit` at a time. Returns the results and how
+    /// many passages were read.
+    fn fuse_lazily(dense: &[Hit], sparse: &[Hit], fusion: &Fusion<'_>, limit: usize) -> (Vec<SearchResult>, usize) {
+        let store: HashMap<uuid::Uuid, Chunk> =
+            dense.iter().chain(sparse).map(|h| (h.chunk.id, h.chunk.clone())).collect();
+        let bare = |hits: &[Hit]| hits.iter().map(|h| Ranked { id: h.chunk.id, score: h.score, chunk: None }).collect();
+        let mut candidates = rank(bare(dense), bare(sparse), fusion);
+        let mut reads = 0;
+        loop {
+            let known = candidates.iter().take_while(|c| c.chunk.is_some()).count();
+            if settled(&candidates, known, fusion, limit) {
+                break;
+            }
+            for c in candidates[known..].iter_mut().take(limit) {
+                c.chunk = store.get(&c.id).cloned();
+                reads += 1;
+            }
+        }
+        (finish(candidates, fusion, limit), reads)
+    }
+
+    #[test]
+    fn reading_only_the_deciding_passages_gives_the_full_fusion() {
+        let english = QuestionLanguage::of("how do I insert a page number in the footer of my document?");
+        let chinese = QuestionLanguage::of("如何在页脚中插入页码？");
+        // 40 dense and 40 BM25 candidates overlapping in part, in both languages and lengths;
+        // a pseudo-random mix, fixed by the seed.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pool: Vec<Hit> = (0..120)
+            .map(|i| {
+                let r = next();
+                let mut h = hit_in(&format!("p{i}"), if r % 5 == 0 { "zh" } else { "en" }, 0.0);
+                h.chunk.tokens = if r % 7 == 0 { 20 } else { 200 };
+                h
+            })
+            .collect();
+        let mut tried = 0;
+        let mut fewer = 0;
+        for round in 0..200 {
+            let mut pick = || {
+                let mut hits: Vec<Hit> = Vec::new();
+                while hits.len() < 40 {
+                    let h = &pool[(next() % pool.len() as u64) as usize];
+                    if hits.iter().all(|x| x.chunk.id != h.chunk.id) {
+                        hits.push(h.clone());
+                    }
+                }
+                hits
+            };
+            let (mut dense, mut sparse) = (pick(), pick());
+            // Every fifth round a Chinese question, every seventh an index with no English.
+            let question = if round % 5 == 0 { &chinese } else { &english };
+            if round % 7 == 0 {
+                for h in dense.iter_mut().chain(sparse.iter_mut()) {
+                    h.chunk.language = "zh".into();
+                }
+            }
+            for limit in [1, 5, 10] {
+                let fusion = Fusion { short_passage: (45, 0.85), ..preferring(question, 0.5) };
+                let full = fuse(dense.clone(), sparse.clone(), &fusion, limit);
+                let (lazy, reads) = fuse_lazily(&dense, &sparse, &fusion, limit);
+                let view = |out: &[SearchResult]| {
+                    out.iter()
+                        .map(|r| (r.chunk.source.clone(), r.score, r.dense_score, r.bm25_score))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(view(&lazy), view(&full), "round {round}, limit {limit}");
+                tried += 1;
+                let total =
+                    dense.iter().chain(&sparse).map(|h| h.chunk.id).collect::<std::collections::HashSet<_>>().len();
+                if reads < total {
+                    fewer += 1;
+                }
+            }
+        }
+        // Most fusions decide their top early: far fewer passages are read than found.
+        assert!(fewer * 10 > tried * 7, "read fewer than all in only {fewer} of {tried} fusions");
     }
 }

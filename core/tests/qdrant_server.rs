@@ -99,6 +99,9 @@ async fn same_schema_and_behaviour_as_the_embedded_store() {
     assert!((ml[0].score - 1.0).abs() < 1e-4);
     let sparse = store.sparse_search("重置密码", 5, &SearchFilter::default()).await.expect("sparse");
     assert_eq!(sparse[0].chunk.source, "b.md");
+    // Passages read by id, as fusion does for stores that rank without them.
+    let read = store.chunks(&[sparse[0].chunk.id, uuid::Uuid::from_u128(7)]).await.expect("chunks");
+    assert_eq!(read.iter().map(|c| c.source.as_str()).collect::<Vec<_>>(), ["b.md"]);
     let zh_only = SearchFilter { languages: vec!["zh".into()], ..Default::default() };
     let filtered = store.dense_search(&[1.0, 0.0, 0.0, 0.0], 5, &zh_only).await.expect("filtered");
     assert!(filtered.iter().all(|h| h.chunk.language == "zh"));

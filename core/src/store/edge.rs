@@ -18,10 +18,10 @@ use qdrant_edge::{
 
 use super::payload::{self, Conditions, RECORD, RECORD_CHUNK, RECORD_DOCUMENT};
 use super::{
-    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, RootStats,
+    Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, Ranked, RootStats,
     SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk, VectorLayout,
 };
-use crate::document::document_id;
+use crate::document::{Chunk, document_id};
 use crate::embed::e5::E5_DIMENSION;
 
 const SHARD_DIR: &str = "shard";
@@ -318,6 +318,39 @@ impl Inner {
         limit: usize,
         filter: &SearchFilter,
     ) -> Result<Vec<Hit>, StoreError> {
+        self.points(query, using, limit, filter, true)?
+            .into_iter()
+            .map(|p| {
+                let id = uuid_of(&p.id)?;
+                let chunk = payload::chunk_from_payload(id, &payload_map(p.payload))?;
+                Ok(Hit { chunk, score: p.score })
+            })
+            .collect()
+    }
+
+    /// Like `query`, without reading the passages: reading a point's payload costs more than
+    /// finding it (about 25 µs against 10 µs per candidate of 40 at 1k chunks).
+    fn ranking(
+        &self,
+        query: VectorInternal,
+        using: &str,
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        self.points(query, using, limit, filter, false)?
+            .into_iter()
+            .map(|p| Ok(Ranked { id: uuid_of(&p.id)?, score: p.score, chunk: None }))
+            .collect()
+    }
+
+    fn points(
+        &self,
+        query: VectorInternal,
+        using: &str,
+        limit: usize,
+        filter: &SearchFilter,
+        with_payload: bool,
+    ) -> Result<Vec<qdrant_edge::ScoredPoint>, StoreError> {
         let request = QueryRequest {
             prefetches: Vec::new(),
             query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query, using: Some(using.into()) }))),
@@ -327,17 +360,9 @@ impl Inner {
             offset: 0,
             params: None,
             with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Bool(true),
+            with_payload: WithPayloadInterface::Bool(with_payload),
         };
-        let points = self.read(|s| s.query(request).map_err(other))?;
-        points
-            .into_iter()
-            .map(|p| {
-                let id = uuid_of(&p.id)?;
-                let chunk = payload::chunk_from_payload(id, &payload_map(p.payload))?;
-                Ok(Hit { chunk, score: p.score })
-            })
-            .collect()
+        self.read(|s| s.query(request).map_err(other))
     }
 }
 
@@ -497,6 +522,62 @@ impl KnowledgeStore for EdgeStore {
         .await
     }
 
+    async fn dense_ranking(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        let query = VectorInternal::Dense(vector.to_vec());
+        let filter = filter.clone();
+        self.blocking(move |inner| inner.ranking(query, DENSE_VECTOR, limit, &filter)).await
+    }
+
+    async fn multilingual_ranking(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        let query = VectorInternal::Dense(vector.to_vec());
+        let filter = filter.clone();
+        self.blocking(move |inner| {
+            if !inner.layout()?.multilingual {
+                return Ok(Vec::new());
+            }
+            inner.ranking(query, MULTILINGUAL_VECTOR, limit, &filter)
+        })
+        .await
+    }
+
+    async fn sparse_ranking(
+        &self,
+        query: &str,
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        let query = query.to_string();
+        let filter = filter.clone();
+        self.blocking(move |inner| {
+            let sparse = inner.bm25.query(&query);
+            if sparse.indices.is_empty() {
+                return Ok(Vec::new());
+            }
+            inner.ranking(VectorInternal::Sparse(sparse), SPARSE_VECTOR, limit, &filter)
+        })
+        .await
+    }
+
+    async fn chunks(&self, ids: &[uuid::Uuid]) -> Result<Vec<Chunk>, StoreError> {
+        let ids: Vec<PointId> = ids.iter().map(|id| PointId::Uuid(*id)).collect();
+        self.blocking(move |inner| {
+            let records =
+                inner.read(|s| s.retrieve(&ids, Some(WithPayloadInterface::Bool(true)), None).map_err(other))?;
+            records.into_iter().map(|r| payload::chunk_from_payload(uuid_of(&r.id)?, &payload_map(r.payload))).collect()
+        })
+        .await
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         self.blocking(|inner| {
             let mut stats = StoreStats::default();
@@ -628,6 +709,19 @@ mod tests {
         assert_eq!(sparse.len(), 1, "records and unrelated chunks are not returned");
         assert_eq!(sparse[0].chunk.source, "a.md");
         assert_eq!(sparse[0].chunk.tokens, 5, "the passage length survives the round trip");
+        // The rankings fusion uses: the same points and scores, the passages read on demand.
+        let ranking = store.dense_ranking(&[1.0, 0.0, 0.0, 0.0], 5, &SearchFilter::default()).await.unwrap();
+        let ids: Vec<_> = ranking.iter().map(|r| r.id).collect();
+        assert_eq!(ids, dense.iter().map(|h| h.chunk.id).collect::<Vec<_>>());
+        assert!(ranking.iter().zip(&dense).all(|(r, h)| r.chunk.is_none() && r.score == h.score));
+        let sparse_ranking = store.sparse_ranking("password", 5, &SearchFilter::default()).await.unwrap();
+        assert_eq!(sparse_ranking.iter().map(|r| r.id).collect::<Vec<_>>(), [sparse[0].chunk.id]);
+        let gone = uuid::Uuid::from_u128(7);
+        let read = store.chunks(&[ids[1], gone, ids[0]]).await.unwrap();
+        assert_eq!(read.len(), 2, "an id no longer in the index is left out");
+        assert!(
+            read.iter().any(|c| c.source == "a.md" && c.text == "reset your password in settings" && c.tokens == 5)
+        );
 
         store.remove_document("docs", "a.md").await.unwrap();
         store.flush().await.unwrap();

@@ -135,6 +135,26 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// A point of a ranking: its id and score under one retriever, and its chunk where the store
+/// read it anyway (the server's answer carries it; the embedded index leaves it to
+/// [`KnowledgeStore::chunks`], so that fusion reads only the passages it keeps).
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    pub id: uuid::Uuid,
+    pub score: f32,
+    pub chunk: Option<Chunk>,
+}
+
+impl From<Hit> for Ranked {
+    fn from(hit: Hit) -> Self {
+        Self { id: hit.chunk.id, score: hit.score, chunk: Some(hit.chunk) }
+    }
+}
+
+fn ranked(hits: Vec<Hit>) -> Vec<Ranked> {
+    hits.into_iter().map(Ranked::from).collect()
+}
+
 /// Restricts a search to part of the index. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchFilter {
@@ -217,6 +237,37 @@ pub trait KnowledgeStore: Send + Sync {
     }
     /// Best chunks by BM25 of the query text.
     async fn sparse_search(&self, query: &str, limit: usize, filter: &SearchFilter) -> Result<Vec<Hit>, StoreError>;
+    /// [`dense_search`](Self::dense_search) as a ranking, for fusion: a store may leave the
+    /// chunks out (reading a passage costs more than finding it) and serve them from
+    /// [`chunks`](Self::chunks). By default, the hits with their chunks.
+    async fn dense_ranking(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        Ok(ranked(self.dense_search(vector, limit, filter).await?))
+    }
+    /// [`multilingual_search`](Self::multilingual_search) as a ranking (see `dense_ranking`).
+    async fn multilingual_ranking(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        Ok(ranked(self.multilingual_search(vector, limit, filter).await?))
+    }
+    /// [`sparse_search`](Self::sparse_search) as a ranking (see `dense_ranking`).
+    async fn sparse_ranking(
+        &self,
+        query: &str,
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<Ranked>, StoreError> {
+        Ok(ranked(self.sparse_search(query, limit, filter).await?))
+    }
+    /// The chunks with these ids, in any order; ids no longer in the index are left out.
+    async fn chunks(&self, ids: &[uuid::Uuid]) -> Result<Vec<Chunk>, StoreError>;
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Makes everything written so far durable.
     async fn flush(&self) -> Result<(), StoreError>;

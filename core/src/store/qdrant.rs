@@ -21,7 +21,7 @@ use super::{
     Bm25Encoder, DENSE_VECTOR, DocRecord, Hit, IndexMeta, KnowledgeStore, MULTILINGUAL_VECTOR, RootStats,
     SPARSE_VECTOR, SearchFilter, StoreError, StoreStats, StoredChunk, VectorLayout,
 };
-use crate::document::document_id;
+use crate::document::{Chunk, document_id};
 use crate::embed::e5::E5_DIMENSION;
 
 /// Connection settings for a Qdrant server.
@@ -228,6 +228,22 @@ impl KnowledgeStore for QdrantStore {
             None => Ok(None),
             Some(p) => payload::meta_from_payload(&to_json(p.payload)).map(Some),
         }
+    }
+
+    async fn chunks(&self, ids: &[uuid::Uuid]) -> Result<Vec<Chunk>, StoreError> {
+        let ids: Vec<PointId> = ids.iter().map(|id| pid(*id)).collect();
+        let resp = self
+            .client
+            .get_points(GetPointsBuilder::new(&self.collection, ids).with_payload(true))
+            .await
+            .map_err(unavailable)?;
+        resp.result
+            .into_iter()
+            .map(|p| {
+                let id = point_uuid(p.id)?;
+                payload::chunk_from_payload(id, &to_json(p.payload))
+            })
+            .collect()
     }
 
     async fn put_meta(&self, meta: &IndexMeta) -> Result<(), StoreError> {
