@@ -145,15 +145,19 @@ impl Searcher {
         limit: usize,
     ) -> Result<Vec<SearchResult>, SearchError> {
         let mut candidates = rank(dense, sparse, fusion);
-        // Read passages best-first, `limit` at a time, until the factors can no longer change
-        // which ones make the top `limit`: without demotions, the first `limit` decide it.
+        // Read passages best-first, `limit` at first and twice as many each time after, until
+        // the factors can no longer change which ones make the top `limit`: without demotions,
+        // the first `limit` decide it; when none is in the question's language, all are read,
+        // in a few round trips.
+        let mut batch = limit;
         loop {
             let known = candidates.iter().take_while(|c| c.chunk.is_some()).count();
             if settled(&candidates, known, fusion, limit) {
                 break;
             }
             let wanted: Vec<uuid::Uuid> =
-                candidates[known..].iter().filter(|c| c.chunk.is_none()).take(limit).map(|c| c.id).collect();
+                candidates[known..].iter().filter(|c| c.chunk.is_none()).take(batch).map(|c| c.id).collect();
+            batch *= 2;
             let mut read: HashMap<uuid::Uuid, Chunk> =
                 self.store.chunks(&wanted).await?.into_iter().map(|c| (c.id, c)).collect();
             for c in candidates.iter_mut().filter(|c| c.chunk.is_none()) {
@@ -479,23 +483,24 @@ mod tests {
     }
 
     /// What `Searcher::fuse_rankings` does against a store, with the store a map: reads the
-    /// undecided candidates best-first, `limit` at a time. Returns the results and how
-    /// many passages were read.
+    /// undecided candidates best-first, `limit` at first and twice as many each time after.
+    /// Returns the results and how many passages were read.
     fn fuse_lazily(dense: &[Hit], sparse: &[Hit], fusion: &Fusion<'_>, limit: usize) -> (Vec<SearchResult>, usize) {
         let store: HashMap<uuid::Uuid, Chunk> =
             dense.iter().chain(sparse).map(|h| (h.chunk.id, h.chunk.clone())).collect();
         let bare = |hits: &[Hit]| hits.iter().map(|h| Ranked { id: h.chunk.id, score: h.score, chunk: None }).collect();
         let mut candidates = rank(bare(dense), bare(sparse), fusion);
-        let mut reads = 0;
+        let (mut reads, mut batch) = (0, limit);
         loop {
             let known = candidates.iter().take_while(|c| c.chunk.is_some()).count();
             if settled(&candidates, known, fusion, limit) {
                 break;
             }
-            for c in candidates[known..].iter_mut().take(limit) {
+            for c in candidates[known..].iter_mut().take(batch) {
                 c.chunk = store.get(&c.id).cloned();
                 reads += 1;
             }
+            batch *= 2;
         }
         (finish(candidates, fusion, limit), reads)
     }
