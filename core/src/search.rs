@@ -144,29 +144,12 @@ impl Searcher {
         fusion: &Fusion<'_>,
         limit: usize,
     ) -> Result<Vec<SearchResult>, SearchError> {
-        let mut candidates = rank(dense, sparse, fusion);
-        // Read passages best-first, `limit` at first and twice as many each time after, until
-        // the factors can no longer change which ones make the top `limit`: without demotions,
-        // the first `limit` decide it; when none is in the question's language, all are read,
-        // in a few round trips.
-        let mut batch = limit;
-        loop {
-            let known = candidates.iter().take_while(|c| c.chunk.is_some()).count();
-            if settled(&candidates, known, fusion, limit) {
-                break;
-            }
-            let wanted: Vec<uuid::Uuid> =
-                candidates[known..].iter().filter(|c| c.chunk.is_none()).take(batch).map(|c| c.id).collect();
-            batch *= 2;
-            let mut read: HashMap<uuid::Uuid, Chunk> =
-                self.store.chunks(&wanted).await?.into_iter().map(|c| (c.id, c)).collect();
-            for c in candidates.iter_mut().filter(|c| c.chunk.is_none()) {
-                c.chunk = read.remove(&c.id);
-            }
-            // A passage removed since it was ranked (a sync running meanwhile) drops out.
-            candidates.retain(|c| c.chunk.is_some() || !wanted.contains(&c.id));
+        let mut reading = Reading::new(rank(dense, sparse, fusion), fusion, limit);
+        while let Some(wanted) = reading.wanted() {
+            let chunks = self.store.chunks(&wanted).await?;
+            reading.fill(&wanted, chunks);
         }
-        Ok(finish(candidates, fusion, limit))
+        Ok(reading.finish())
     }
 }
 
@@ -332,6 +315,49 @@ fn settled(candidates: &[Candidate], known: usize, fusion: &Fusion<'_>, limit: u
     *kth > candidates[known].rrf
 }
 
+/// The reading of a fusion's passages: best-first, `limit` at first and twice as many each
+/// round after, until the factors can no longer change which ones make the top `limit`
+/// (`settled`). Without demotions the first `limit` decide it; when none is in the question's
+/// language, all are read, in a few rounds.
+struct Reading<'r, 'a> {
+    candidates: Vec<Candidate>,
+    fusion: &'r Fusion<'a>,
+    limit: usize,
+    batch: usize,
+}
+
+impl<'r, 'a> Reading<'r, 'a> {
+    fn new(candidates: Vec<Candidate>, fusion: &'r Fusion<'a>, limit: usize) -> Self {
+        Self { candidates, fusion, limit, batch: limit }
+    }
+
+    /// The ids of the passages to read next, or `None` once the top `limit` is decided.
+    fn wanted(&mut self) -> Option<Vec<uuid::Uuid>> {
+        let known = self.candidates.iter().take_while(|c| c.chunk.is_some()).count();
+        if settled(&self.candidates, known, self.fusion, self.limit) {
+            return None;
+        }
+        let wanted =
+            self.candidates[known..].iter().filter(|c| c.chunk.is_none()).take(self.batch).map(|c| c.id).collect();
+        self.batch *= 2;
+        Some(wanted)
+    }
+
+    /// Takes the passages read for `wanted`. One not found (removed since it was ranked, by a
+    /// sync running meanwhile) drops out.
+    fn fill(&mut self, wanted: &[uuid::Uuid], chunks: Vec<Chunk>) {
+        let mut read: HashMap<uuid::Uuid, Chunk> = chunks.into_iter().map(|c| (c.id, c)).collect();
+        for c in self.candidates.iter_mut().filter(|c| c.chunk.is_none()) {
+            c.chunk = read.remove(&c.id);
+        }
+        self.candidates.retain(|c| c.chunk.is_some() || !wanted.contains(&c.id));
+    }
+
+    fn finish(self) -> Vec<SearchResult> {
+        finish(self.candidates, self.fusion, self.limit)
+    }
+}
+
 /// The top `limit` of the candidates read, by fused score (ties: first seen).
 fn finish(candidates: Vec<Candidate>, fusion: &Fusion<'_>, limit: usize) -> Vec<SearchResult> {
     let prefer = prefers_language(&candidates, fusion);
@@ -482,27 +508,20 @@ mod tests {
         assert_eq!(order(fuse(dense, sparse, &fusion, 10))[0], "option");
     }
 
-    /// What `Searcher::fuse_rankings` does against a store, with the store a map: reads the
-    /// undecided candidates best-first, `limit` at first and twice as many each time after.
-    /// Returns the results and how many passages were read.
+    /// `Searcher::fuse_rankings` against a store that is a map. Returns the results and how
+    /// many passages were read.
     fn fuse_lazily(dense: &[Hit], sparse: &[Hit], fusion: &Fusion<'_>, limit: usize) -> (Vec<SearchResult>, usize) {
         let store: HashMap<uuid::Uuid, Chunk> =
             dense.iter().chain(sparse).map(|h| (h.chunk.id, h.chunk.clone())).collect();
         let bare = |hits: &[Hit]| hits.iter().map(|h| Ranked { id: h.chunk.id, score: h.score, chunk: None }).collect();
-        let mut candidates = rank(bare(dense), bare(sparse), fusion);
-        let (mut reads, mut batch) = (0, limit);
-        loop {
-            let known = candidates.iter().take_while(|c| c.chunk.is_some()).count();
-            if settled(&candidates, known, fusion, limit) {
-                break;
-            }
-            for c in candidates[known..].iter_mut().take(batch) {
-                c.chunk = store.get(&c.id).cloned();
-                reads += 1;
-            }
-            batch *= 2;
+        let mut reading = Reading::new(rank(bare(dense), bare(sparse), fusion), fusion, limit);
+        let mut reads = 0;
+        while let Some(wanted) = reading.wanted() {
+            reads += wanted.len();
+            let chunks = wanted.iter().filter_map(|id| store.get(id).cloned()).collect();
+            reading.fill(&wanted, chunks);
         }
-        (finish(candidates, fusion, limit), reads)
+        (reading.finish(), reads)
     }
 
     #[test]
