@@ -28,7 +28,7 @@ pub use error::{ConfigError, KeyError, Origin};
 pub use load::{DEFAULT_FILE_NAME, ENV_PREFIX, LoadContext, Loaded, data_dir, load};
 pub use secret::{DatabaseUrl, REDACTED, Secret};
 pub use settings::{
-    AnswerSettings, DiscordSettings, EXTRACTIVE, EmbeddingSettings, GeminiSettings, IngestSettings, KNOWN_BACKENDS,
-    LimitSettings, LlmSettings, LocalSettings, Multilingual, OpenAiSettings, ReviewSettings, SearchSettings, Settings,
-    SourceSettings, StoreSettings, TelegramSettings, WebSettings,
+    AnswerSettings, DiscordSettings, EXTRACTIVE, EmbeddingSettings, FusionMethod, GeminiSettings, IngestSettings,
+    KNOWN_BACKENDS, LimitSettings, LlmSettings, LocalSettings, Multilingual, OpenAiSettings, ReviewSettings,
+    SearchSettings, Settings, SourceSettings, StoreSettings, TelegramSettings, WebSettings,
 };

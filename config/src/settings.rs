@@ -145,7 +145,7 @@ pub struct IngestSettings {
     pub max_file_bytes: u64,
 }
 
-/// `[search]`: hybrid (dense + BM25) retrieval with reciprocal rank fusion.
+/// `[search]`: hybrid (dense + BM25) retrieval, the two rankings fused into one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSettings {
@@ -153,7 +153,9 @@ pub struct SearchSettings {
     pub limit: usize,
     /// Candidates fetched from each retriever before fusion (default 40).
     pub candidates: usize,
-    /// The `k` constant of reciprocal rank fusion (default 60).
+    /// How the rankings are fused (default `scores`).
+    pub fusion: FusionMethod,
+    /// The `k` constant of reciprocal rank fusion, for `fusion = "ranks"` (default 60).
     pub rrf_k: f32,
     /// Weight of the dense (embedding) ranking (default 1.0).
     pub dense_weight: f32,
@@ -161,7 +163,7 @@ pub struct SearchSettings {
     pub bm25_weight: f32,
     /// Dense weight for CJK queries, where the English embedding model is weak (default 0.25).
     pub cjk_dense_weight: f32,
-    /// BM25 weight for CJK queries (default 1.0).
+    /// BM25 weight for CJK queries (default 0.75).
     pub cjk_bm25_weight: f32,
     /// Weight of the multilingual model's ranking, used instead of the dense one for CJK
     /// queries when `embedding.multilingual` is in use (default 1.0).
@@ -174,9 +176,20 @@ pub struct SearchSettings {
     /// as one setting of an options reference, is mostly heading, which loosely matches many
     /// questions.
     pub short_passage_tokens: u32,
-    /// Factor (0–1) on the fused score of short documentation passages (default 0.85; 1.0
+    /// Factor (0–1) on the fused score of short documentation passages (default 0.4; 1.0
     /// turns the demotion off). FAQ entries and curated answers are never demoted.
     pub short_passage_weight: f32,
+}
+
+/// How `[search]` fuses the dense and the BM25 ranking (`search.fusion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FusionMethod {
+    /// The weighted sum of each retriever's scores, each min-max normalised over its
+    /// candidates: a candidate far ahead of the next keeps its lead.
+    Scores,
+    /// Weighted reciprocal rank fusion, `Σ weight / (rrf_k + rank)`: only the ranks count.
+    Ranks,
 }
 
 /// `[llm]`: answer generation.
@@ -388,15 +401,16 @@ impl Settings {
             search: SearchSettings {
                 limit: 5,
                 candidates: 40,
+                fusion: FusionMethod::Scores,
                 rrf_k: 60.0,
                 dense_weight: 1.0,
                 bm25_weight: 0.5,
                 cjk_dense_weight: 0.25,
-                cjk_bm25_weight: 1.0,
+                cjk_bm25_weight: 0.75,
                 multilingual_weight: 1.0,
                 other_language_weight: 0.5,
                 short_passage_tokens: 45,
-                short_passage_weight: 0.85,
+                short_passage_weight: 0.4,
             },
             answer: AnswerSettings {
                 min_relevance: 0.40,

@@ -95,6 +95,8 @@ fn defaults_when_no_file() {
     assert_eq!(s.embedding.multilingual_dir, f.data_dir().join("models/multilingual-e5-small"));
     assert_eq!((s.ingest.chunk_tokens, s.ingest.max_file_bytes), (200, 20_000_000));
     assert_eq!((s.search.limit, s.search.candidates), (5, 40));
+    assert_eq!(s.search.fusion, supportbot_config::FusionMethod::Scores);
+    assert_eq!((s.search.bm25_weight, s.search.cjk_bm25_weight), (0.5, 0.75));
     assert_eq!(s.search.rrf_k, 60.0);
     assert_eq!(s.search.cjk_dense_weight, 0.25);
     assert_eq!(s.llm.chain, None);
@@ -282,6 +284,21 @@ fn wrong_type_names_key_and_expected_type() {
 
     let f = Fixture::new().env("SUPPORTBOT__LLM__CHAIN", "gemini");
     assert_contains(&f.error().to_string(), &["llm.chain", "sequence", "SUPPORTBOT__LLM__CHAIN"]);
+
+    // An unknown fusion method names the key and the two it accepts.
+    let f = Fixture::new().env("SUPPORTBOT__SEARCH__FUSION", "average");
+    assert_contains(&f.error().to_string(), &["search.fusion", "average", "scores", "ranks"]);
+}
+
+#[test]
+fn reciprocal_rank_fusion_can_be_chosen_back() {
+    let f = Fixture::new();
+    f.write("supportbot.toml", "[search]\nfusion = \"ranks\"\nbm25_weight = 0.5\n");
+    let s = f.settings();
+    assert_eq!(s.search.fusion, supportbot_config::FusionMethod::Ranks);
+    assert_eq!(s.search.bm25_weight, 0.5);
+    let f = Fixture::new().env("SUPPORTBOT__SEARCH__FUSION", "ranks");
+    assert_eq!(f.settings().search.fusion, supportbot_config::FusionMethod::Ranks);
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //!
 //! - `search`: `Searcher::search`, the real query path (embed the question, dense + BM25
 //!   candidates, weighted RRF);
-//! - `dense`: embed the question + `dense_search` top 10, the like-for-like of the reference;
+//! - `dense`: embed the question + `dense_ranking` top 10 (ids and scores, no passages), the
+//!   like-for-like of the reference;
 //! - with `--parts`, for one asker: `parts`, the steps of `search` one after another, each timed
 //!   (embedding the question, the dense and the BM25 ranking of the configured candidates, the
 //!   fusion with the reading of the passages it keeps); and `read-all`, `search` as it was before
@@ -507,6 +508,7 @@ struct Target {
 /// The fusion `Searcher::search` uses for `language` (without the multilingual model).
 fn fusion_for<'a>(params: &SearchParams, language: &'a QuestionLanguage) -> Fusion<'a> {
     Fusion {
+        method: params.fusion,
         dense_weight: if language.cjk { params.cjk_dense_weight } else { params.dense_weight },
         bm25_weight: if language.cjk { params.cjk_bm25_weight } else { params.bm25_weight },
         k: params.rrf_k,
@@ -530,7 +532,9 @@ async fn one(target: &Target, mode: Mode, question: &str) -> anyhow::Result<Samp
             let text = question.to_string();
             let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text)).await??;
             let embedded = Instant::now();
-            let hits = target.store.dense_search(&vector, DENSE_TOP_K, &SearchFilter::default()).await?;
+            // Ids and scores, as the reference returns row indices and scores (since 2026-12-02;
+            // before, the 10 passages were read too).
+            let hits = target.store.dense_ranking(&vector, DENSE_TOP_K, &SearchFilter::default()).await?;
             std::hint::black_box(hits);
             sample.embed_ms = Some((embedded - started).as_secs_f64() * 1000.0);
             sample.search_ms = Some(embedded.elapsed().as_secs_f64() * 1000.0);

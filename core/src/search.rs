@@ -1,6 +1,7 @@
-//! Hybrid retrieval: dense (embedder + cosine) and lexical (BM25) candidates fused by weighted
-//! reciprocal rank fusion, with the weights chosen by the script of the question, because the
-//! English-only embedder is close to blind on Chinese, Japanese and Korean text. Passages in
+//! Hybrid retrieval: dense (embedder + cosine) and lexical (BM25) candidates fused by a weighted
+//! sum of their normalised scores (or, configurably, by weighted reciprocal rank fusion), with the
+//! weights chosen by the script of the question, because the English-only embedder is close to
+//! blind on Chinese, Japanese and Korean text. Passages in
 //! another language than the question's are demoted, so a bilingual corpus answers each asker in
 //! their own language while a question asked in a language the docs lack still finds them.
 
@@ -21,7 +22,9 @@ pub struct SearchParams {
     pub limit: usize,
     /// Candidates taken from each retriever before fusion.
     pub candidates: usize,
-    /// RRF constant: larger flattens the difference between ranks.
+    /// How the two rankings are combined.
+    pub fusion: FusionMethod,
+    /// RRF constant (`FusionMethod::Ranks` only): larger flattens the difference between ranks.
     pub rrf_k: f32,
     pub dense_weight: f32,
     pub bm25_weight: f32,
@@ -45,15 +48,16 @@ impl Default for SearchParams {
         Self {
             limit: 5,
             candidates: 40,
+            fusion: FusionMethod::Scores,
             rrf_k: 60.0,
             dense_weight: 1.0,
             bm25_weight: 0.5,
             cjk_dense_weight: 0.25,
             multilingual_weight: 1.0,
-            cjk_bm25_weight: 1.0,
+            cjk_bm25_weight: 0.75,
             other_language_weight: 0.5,
             short_passage_tokens: 45,
-            short_passage_weight: 0.85,
+            short_passage_weight: 0.4,
         }
     }
 }
@@ -63,7 +67,7 @@ impl Default for SearchParams {
 pub struct SearchResult {
     /// 1-based rank after fusion.
     pub rank: usize,
-    /// Fused score (weighted RRF); only its order is meaningful.
+    /// Fused score (see [`FusionMethod`]); only its order is meaningful.
     pub score: f32,
     /// Cosine similarity to the question, if the passage was among the dense candidates.
     pub dense_score: Option<f32>,
@@ -126,6 +130,7 @@ impl Searcher {
         },)?;
         let (dense, wd) = dense;
         let fusion = Fusion {
+            method: self.params.fusion,
             dense_weight: wd,
             bm25_weight: if language.cjk { self.params.cjk_bm25_weight } else { self.params.bm25_weight },
             k: self.params.rrf_k,
@@ -189,14 +194,29 @@ impl Searcher {
     }
 }
 
+/// How the dense and the BM25 ranking are combined into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FusionMethod {
+    /// The weighted sum of each retriever's scores, each min-max normalised over that
+    /// retriever's candidates (the best 1, the last 0; a passage one retriever did not find
+    /// gets 0 from it). Keeps how far ahead a candidate is, which ranks lose: on the LibreOffice
+    /// help (BENCHMARKS.md, section 5) English hit@1 went from 0.69 with ranks to 0.74 on the
+    /// task pages and from 0.54 to 0.59 on the whole help.
+    #[default]
+    Scores,
+    /// Weighted reciprocal rank fusion: `Σ wᵢ / (k + rankᵢ)` with 1-based ranks.
+    Ranks,
+}
+
 /// How two rankings are fused and which passages are demoted.
 #[derive(Debug, Clone, Copy)]
 pub struct Fusion<'a> {
+    pub method: FusionMethod,
     /// Weight of the dense (embedding) ranking.
     pub dense_weight: f32,
     /// Weight of the BM25 ranking.
     pub bm25_weight: f32,
-    /// The RRF constant.
+    /// The RRF constant (`FusionMethod::Ranks`).
     pub k: f32,
     /// The question's language and the factor for passages in another one.
     pub language: Option<(&'a QuestionLanguage, f32)>,
@@ -207,13 +227,18 @@ pub struct Fusion<'a> {
 impl Fusion<'_> {
     /// Plain weighted RRF: no language preference, no demotion of short passages.
     pub fn weights(dense_weight: f32, bm25_weight: f32, k: f32) -> Self {
-        Self { dense_weight, bm25_weight, k, language: None, short_passage: (0, 1.0) }
+        Self { method: FusionMethod::Ranks, dense_weight, bm25_weight, k, language: None, short_passage: (0, 1.0) }
+    }
+
+    /// A plain weighted sum of normalised scores: no language preference, no demotion.
+    pub fn scores(dense_weight: f32, bm25_weight: f32) -> Self {
+        Self { method: FusionMethod::Scores, ..Self::weights(dense_weight, bm25_weight, 60.0) }
     }
 }
 
-/// Weighted reciprocal rank fusion: `score = Σ wᵢ / (k + rankᵢ)` with 1-based ranks, times the
-/// language factor for passages not in the question's language and the short-passage factor for
-/// documentation passages shorter than the limit. Ties keep the dense order first.
+/// The fused score of each candidate (see [`FusionMethod`]), times the language factor for
+/// passages not in the question's language and the short-passage factor for documentation
+/// passages shorter than the limit. Ties keep the dense order first.
 pub fn fuse(dense: Vec<Hit>, sparse: Vec<Hit>, fusion: &Fusion<'_>, limit: usize) -> Vec<SearchResult> {
     let ranked = |hits: Vec<Hit>| hits.into_iter().map(Ranked::from).collect();
     finish(rank(ranked(dense), ranked(sparse), fusion), fusion, limit)
@@ -223,8 +248,11 @@ pub fn fuse(dense: Vec<Hit>, sparse: Vec<Hit>, fusion: &Fusion<'_>, limit: usize
 #[derive(Debug)]
 struct Candidate {
     id: uuid::Uuid,
-    /// The weighted RRF score: an upper bound of the fused score, as the factors are at most 1.
-    rrf: f32,
+    /// The fused score before the factors: an upper bound of the final one, as the factors are
+    /// at most 1.
+    unscaled: f32,
+    /// Whether a retriever of non-zero weight found it.
+    weighted: bool,
     dense: Option<f32>,
     bm25: Option<f32>,
     first_seen: usize,
@@ -232,18 +260,27 @@ struct Candidate {
     chunk: Option<Chunk>,
 }
 
-/// The candidates of both rankings by RRF score, best first (ties: first seen, dense first).
+/// The candidates of both rankings by fused score, best first (ties: first seen, dense first).
 /// Passages only a zero-weight retriever found are left out.
 fn rank(dense: Vec<Ranked>, sparse: Vec<Ranked>, fusion: &Fusion<'_>) -> Vec<Candidate> {
     let mut all: Vec<Candidate> = Vec::new();
     let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
     for (list, weight, is_dense) in [(dense, fusion.dense_weight, true), (sparse, fusion.bm25_weight, false)] {
+        let (lo, hi) =
+            list.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), h| (lo.min(h.score), hi.max(h.score)));
         for (i, hit) in list.into_iter().enumerate() {
-            let contribution = if weight > 0.0 { weight / (fusion.k + (i + 1) as f32) } else { 0.0 };
+            let contribution = match fusion.method {
+                _ if weight <= 0.0 => 0.0,
+                FusionMethod::Ranks => weight / (fusion.k + (i + 1) as f32),
+                // All candidates equal (or only one): each counts fully.
+                FusionMethod::Scores if hi > lo => weight * (hit.score - lo) / (hi - lo),
+                FusionMethod::Scores => weight,
+            };
             let at = *index.entry(hit.id).or_insert_with(|| {
                 all.push(Candidate {
                     id: hit.id,
-                    rrf: 0.0,
+                    unscaled: 0.0,
+                    weighted: false,
                     dense: None,
                     bm25: None,
                     first_seen: all.len(),
@@ -252,7 +289,8 @@ fn rank(dense: Vec<Ranked>, sparse: Vec<Ranked>, fusion: &Fusion<'_>) -> Vec<Can
                 all.len() - 1
             });
             let c = &mut all[at];
-            c.rrf += contribution;
+            c.unscaled += contribution;
+            c.weighted |= weight > 0.0;
             if c.chunk.is_none() {
                 c.chunk = hit.chunk;
             }
@@ -263,9 +301,9 @@ fn rank(dense: Vec<Ranked>, sparse: Vec<Ranked>, fusion: &Fusion<'_>) -> Vec<Can
             }
         }
     }
-    all.retain(|c| c.rrf > 0.0);
+    all.retain(|c| c.weighted);
     // Stable: equal scores keep the order first seen.
-    all.sort_by(|a, b| b.rrf.total_cmp(&a.rrf));
+    all.sort_by(|a, b| b.unscaled.total_cmp(&a.unscaled));
     all
 }
 
@@ -294,9 +332,9 @@ fn factor(chunk: &Chunk, fusion: &Fusion<'_>, prefer_language: bool) -> f32 {
 }
 
 /// Whether the first `known` candidates, read, decide the top `limit` whatever the passages
-/// not read yet hold. A passage's fused score is at most its RRF score, so once the language
+/// not read yet hold. A passage's fused score is at most its unscaled one, so once the language
 /// preference is settled, the rest cannot enter when the `limit`-th best fused score of those
-/// read beats the next RRF score. Until a passage in the question's language is seen, it is
+/// read beats the next unscaled score. Until a passage in the question's language is seen, it is
 /// not settled, since one would demote the others.
 fn settled(candidates: &[Candidate], known: usize, fusion: &Fusion<'_>, limit: usize) -> bool {
     if known >= candidates.len() {
@@ -307,12 +345,12 @@ fn settled(candidates: &[Candidate], known: usize, fusion: &Fusion<'_>, limit: u
         return false;
     }
     let mut fused: Vec<f32> =
-        read.iter().filter_map(|c| c.chunk.as_ref().map(|chunk| c.rrf * factor(chunk, fusion, true))).collect();
+        read.iter().filter_map(|c| c.chunk.as_ref().map(|chunk| c.unscaled * factor(chunk, fusion, true))).collect();
     if fused.len() < limit {
         return false;
     }
     let (_, kth, _) = fused.select_nth_unstable_by(limit - 1, |a, b| b.total_cmp(a));
-    *kth > candidates[known].rrf
+    *kth > candidates[known].unscaled
 }
 
 /// The reading of a fusion's passages: best-first, `limit` at first and twice as many each
@@ -365,7 +403,7 @@ fn finish(candidates: Vec<Candidate>, fusion: &Fusion<'_>, limit: usize) -> Vec<
         .into_iter()
         .filter_map(|mut c| {
             let chunk = c.chunk.take()?;
-            Some((c.rrf * factor(&chunk, fusion, prefer), c, chunk))
+            Some((c.unscaled * factor(&chunk, fusion, prefer), c, chunk))
         })
         .collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.first_seen.cmp(&b.1.first_seen)));
@@ -508,11 +546,53 @@ mod tests {
         assert_eq!(order(fuse(dense, sparse, &fusion, 10))[0], "option");
     }
 
+    #[test]
+    fn score_fusion_keeps_a_clear_lead_that_rank_fusion_gives_away() {
+        let names = |out: Vec<SearchResult>| out.into_iter().map(|r| r.chunk.source).collect::<Vec<_>>();
+        // The embedder is sure of "a" (0.80 against 0.50 for the next); BM25 did not find it and
+        // has "b" and "c" nearly tied on top.
+        let dense = |lead: f32| vec![hit("a", lead), hit("b", 0.50), hit("c", 0.48), hit("d", 0.30)];
+        let sparse = vec![hit("b", 9.0), hit("c", 8.9), hit("d", 2.0)];
+        let ranks = Fusion::weights(1.0, 0.5, 60.0);
+        let scores = Fusion::scores(1.0, 0.5);
+        // Ranks only know that "b" is second and first: it wins.
+        assert_eq!(names(fuse(dense(0.80), sparse.clone(), &ranks, 10))[0], "b");
+        // Scores know how far ahead "a" is: it stays first.
+        assert_eq!(names(fuse(dense(0.80), sparse.clone(), &scores, 10)), ["a", "b", "c", "d"]);
+        // A lead of a hair is no lead: BM25's preference decides.
+        assert_eq!(names(fuse(dense(0.51), sparse.clone(), &scores, 10))[0], "b");
+        // The last candidate of a list (normalised to 0) is still a candidate, and a zero
+        // weight leaves out what only that retriever found.
+        let out = fuse(vec![hit("a", 0.9), hit("z", 0.1)], vec![hit("a", 3.0)], &scores, 10);
+        assert_eq!(names(out), ["a", "z"]);
+        let out = fuse(vec![hit("a", 0.9)], vec![hit("a", 3.0), hit("y", 1.0)], &Fusion::scores(1.0, 0.0), 10);
+        assert_eq!(names(out), ["a"]);
+        // One candidate alone, or all equal, count fully.
+        let out = fuse(vec![hit("a", 0.4)], vec![hit("b", 5.0), hit("c", 5.0)], &Fusion::scores(1.0, 0.5), 10);
+        assert_eq!(out.iter().map(|r| r.score).collect::<Vec<_>>(), [1.0, 0.5, 0.5]);
+    }
+
     /// `Searcher::fuse_rankings` against a store that is a map. Returns the results and how
     /// many passages were read.
     fn fuse_lazily(dense: &[Hit], sparse: &[Hit], fusion: &Fusion<'_>, limit: usize) -> (Vec<SearchResult>, usize) {
-        let store: HashMap<uuid::Uuid, Chunk> =
-            dense.iter().chain(sparse).map(|h| (h.chunk.id, h.chunk.clone())).collect();
+        fuse_lazily_without(dense, sparse, fusion, limit, &[])
+    }
+
+    /// [`fuse_lazily`] where the passages named in `removed` are gone from the store by the
+    /// time they are read (a sync removed them after the rankings were taken).
+    fn fuse_lazily_without(
+        dense: &[Hit],
+        sparse: &[Hit],
+        fusion: &Fusion<'_>,
+        limit: usize,
+        removed: &[&str],
+    ) -> (Vec<SearchResult>, usize) {
+        let store: HashMap<uuid::Uuid, Chunk> = dense
+            .iter()
+            .chain(sparse)
+            .filter(|h| !removed.contains(&h.chunk.source.as_str()))
+            .map(|h| (h.chunk.id, h.chunk.clone()))
+            .collect();
         let bare = |hits: &[Hit]| hits.iter().map(|h| Ranked { id: h.chunk.id, score: h.score, chunk: None }).collect();
         let mut reading = Reading::new(rank(bare(dense), bare(sparse), fusion), fusion, limit);
         let mut reads = 0;
@@ -556,6 +636,12 @@ mod tests {
                         hits.push(h.clone());
                     }
                 }
+                // Scores falling down the list by uneven steps, as a retriever returns them.
+                let mut score = 1.0;
+                for h in &mut hits {
+                    h.score = score;
+                    score -= (next() % 100) as f32 / 2000.0;
+                }
                 hits
             };
             let (mut dense, mut sparse) = (pick(), pick());
@@ -566,8 +652,10 @@ mod tests {
                     h.chunk.language = "zh".into();
                 }
             }
-            for limit in [1, 5, 10] {
-                let fusion = Fusion { short_passage: (45, 0.85), ..preferring(question, 0.5) };
+            for (limit, method) in
+                [1, 5, 10].into_iter().flat_map(|l| [(l, FusionMethod::Ranks), (l, FusionMethod::Scores)])
+            {
+                let fusion = Fusion { method, short_passage: (45, 0.85), ..preferring(question, 0.5) };
                 let full = fuse(dense.clone(), sparse.clone(), &fusion, limit);
                 let (lazy, reads) = fuse_lazily(&dense, &sparse, &fusion, limit);
                 let view = |out: &[SearchResult]| {
@@ -586,5 +674,31 @@ mod tests {
         }
         // Most fusions decide their top early: far fewer passages are read than found.
         assert!(fewer * 10 > tried * 7, "read fewer than all in only {fewer} of {tried} fusions");
+    }
+
+    #[test]
+    fn passages_removed_between_ranking_and_reading_drop_out_and_the_next_ones_move_up() {
+        // Ten passages, ranked the same by both retrievers; a sync removes the first and the
+        // third after the rankings were taken, before their text is read.
+        let hits: Vec<Hit> = (0..10).map(|i| hit(&format!("p{i}"), 1.0 - i as f32 / 10.0)).collect();
+        let names = |out: &[SearchResult]| out.iter().map(|r| r.chunk.source.clone()).collect::<Vec<_>>();
+        for fusion in [Fusion::weights(1.0, 0.5, 60.0), Fusion::scores(1.0, 0.5)] {
+            let (out, _) = fuse_lazily_without(&hits, &hits, &fusion, 3, &["p0", "p2"]);
+            // Still three results, the survivors in their order, ranked from 1 again.
+            assert_eq!(names(&out), ["p1", "p3", "p4"], "{:?}", fusion.method);
+            assert_eq!(out.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 2, 3]);
+            // Their scores are those of the full fusion: the removed passages do not reorder
+            // the rest.
+            let full = fuse(hits.clone(), hits.clone(), &fusion, 10);
+            for r in &out {
+                let same = full.iter().find(|f| f.chunk.source == r.chunk.source).expect("in the full fusion");
+                assert_eq!(r.score, same.score, "{}", r.chunk.source);
+            }
+            // When everything found is gone, the search finds nothing rather than failing or
+            // looping.
+            let all: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            assert!(fuse_lazily_without(&hits, &hits, &fusion, 3, &all).0.is_empty());
+        }
     }
 }

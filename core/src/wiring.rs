@@ -107,6 +107,10 @@ pub fn search_params(s: &Settings) -> SearchParams {
     SearchParams {
         limit: s.search.limit,
         candidates: s.search.candidates,
+        fusion: match s.search.fusion {
+            supportbot_config::FusionMethod::Scores => crate::search::FusionMethod::Scores,
+            supportbot_config::FusionMethod::Ranks => crate::search::FusionMethod::Ranks,
+        },
         rrf_k: s.search.rrf_k,
         dense_weight: s.search.dense_weight,
         bm25_weight: s.search.bm25_weight,
