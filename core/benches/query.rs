@@ -909,6 +909,7 @@ fn brief(pass: &Value) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    supportbot_core::embed::opt_out_of_runtime_telemetry();
     let args = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))

@@ -8,6 +8,7 @@ use supportbot_ingest::cli;
 fn main() -> ExitCode {
     // Before tokio starts its threads.
     supportbot_ingest::memory::limit_malloc_arenas();
+    supportbot_core::embed::opt_out_of_runtime_telemetry();
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(run()),
         Err(e) => {

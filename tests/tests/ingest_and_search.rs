@@ -142,3 +142,41 @@ fn a_task_page_outranks_a_one_line_option_about_the_same_thing() {
     let plain = ws.citations(question, 3);
     assert_eq!(plain.first().map(String::as_str), Some("print-options.md#grayscale"), "got {plain:?}");
 }
+
+/// ONNX Runtime's Microsoft builds queue a usage report for Microsoft in every process that loads
+/// them, unless `ORT_DISABLE_TELEMETRY` says no; the binaries say no unless the operator chose.
+#[test]
+fn the_onnx_runtime_queues_no_usage_report() {
+    if !assets_available("the_onnx_runtime_queues_no_usage_report") {
+        return;
+    }
+    let ws = Workspace::new();
+    let docs = ws.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("reset.md"), "# Resetting a password\n\nOpen Settings, then Account, then Reset.\n")
+        .unwrap();
+    // A home of its own, so the report (if any) lands where this test looks; the models from
+    // the real data directory.
+    let home = ws.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let reports = home.join(".cache/Microsoft/DeveloperTools/.onnxruntime");
+    let run = |binary: &str, args: &[&str], opt_out: Option<&str>| {
+        let mut cmd = ws.command(binary);
+        cmd.env("HOME", &home).env("SUPPORTBOT_DATA", supportbot_tests::data_dir()).env_remove("XDG_CACHE_HOME");
+        // The library reports nothing when `CI` is set, as under scripts/test, which would hide
+        // the reports this test looks for.
+        cmd.env_remove("CI");
+        match opt_out {
+            Some(v) => cmd.env("ORT_DISABLE_TELEMETRY", v),
+            None => cmd.env_remove("ORT_DISABLE_TELEMETRY"),
+        };
+        let out = cmd.args(args).output().expect("spawn");
+        assert!(out.status.success(), "{binary} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run("supportbot-ingest", &["docs"], None);
+    run("supportbot", &["search", "how do I reset my password"], None);
+    assert!(!reports.exists(), "ONNX Runtime queued a usage report in {}", reports.display());
+    // An operator who wants the reports can have them: the check above would see them.
+    run("supportbot", &["search", "how do I reset my password"], Some("0"));
+    assert!(reports.exists(), "with ORT_DISABLE_TELEMETRY=0 the library should have written {}", reports.display());
+}

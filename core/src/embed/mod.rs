@@ -450,6 +450,24 @@ impl std::fmt::Debug for FastEmbedder {
     }
 }
 
+/// The variable that stops ONNX Runtime's usage reports.
+pub const RUNTIME_TELEMETRY_OPT_OUT: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Turns off the usage reports of Microsoft's ONNX Runtime builds (the PyPI wheel's library is
+/// one). Unless told otherwise, each process that loads one queues a device and process report
+/// under `~/.cache/Microsoft/DeveloperTools/.onnxruntime/` for Microsoft's collector, before any
+/// session exists, so `with_telemetry(false)` on the environment comes too late. The library reads
+/// [`RUNTIME_TELEMETRY_OPT_OUT`] when it loads. Call this first thing in `main`, before any
+/// thread starts; an operator's own value of the variable is kept.
+#[allow(unsafe_code)]
+pub fn opt_out_of_runtime_telemetry() {
+    if std::env::var_os(RUNTIME_TELEMETRY_OPT_OUT).is_none() {
+        // SAFETY: called at the start of `main`, while the process has one thread, so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::set_var(RUNTIME_TELEMETRY_OPT_OUT, "1") };
+    }
+}
+
 /// The ONNX Runtime library can be loaded once per process; remember which one.
 /// The environment is kept for the life of the process (ONNX Runtime holds it weakly).
 static RUNTIME: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
@@ -462,6 +480,8 @@ fn init_runtime(path: &Path) -> Result<ort::environment::Environment, EmbedError
         let env = ort::init_from(path)
             .map_err(|e| e.to_string())?
             .with_name("supportbot")
+            // Also off for the sessions' events (see `opt_out_of_runtime_telemetry`).
+            .with_telemetry(false)
             .build()
             .map_err(|e| e.to_string())?;
         Ok((path.to_path_buf(), env))
