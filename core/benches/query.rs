@@ -507,14 +507,7 @@ struct Target {
 
 /// The fusion `Searcher::search` uses for `language` (without the multilingual model).
 fn fusion_for<'a>(params: &SearchParams, language: &'a QuestionLanguage) -> Fusion<'a> {
-    Fusion {
-        method: params.fusion,
-        dense_weight: if language.cjk { params.cjk_dense_weight } else { params.dense_weight },
-        bm25_weight: if language.cjk { params.cjk_bm25_weight } else { params.bm25_weight },
-        k: params.rrf_k,
-        language: Some((language, params.other_language_weight)),
-        short_passage: (params.short_passage_tokens, params.short_passage_weight),
-    }
+    params.fusion_for(language, if language.cjk { params.cjk_dense_weight } else { params.dense_weight })
 }
 
 static CONVERSATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

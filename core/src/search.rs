@@ -62,6 +62,21 @@ impl Default for SearchParams {
     }
 }
 
+impl SearchParams {
+    /// The fusion for a question in `language` whose dense ranking weighs `dense_weight` (which
+    /// depends on the model that ranked it, see `Searcher::dense_candidates`).
+    pub fn fusion_for<'a>(&self, language: &'a QuestionLanguage, dense_weight: f32) -> Fusion<'a> {
+        Fusion {
+            method: self.fusion,
+            dense_weight,
+            bm25_weight: if language.cjk { self.cjk_bm25_weight } else { self.bm25_weight },
+            k: self.rrf_k,
+            language: Some((language, self.other_language_weight)),
+            short_passage: (self.short_passage_tokens, self.short_passage_weight),
+        }
+    }
+}
+
 /// One ranked passage with the scores behind its rank.
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchResult {
@@ -128,15 +143,8 @@ impl Searcher {
         let (dense, sparse) = tokio::try_join!(self.dense_candidates(query, &language, candidates, filter), async {
             Ok(self.store.sparse_ranking(query, candidates, filter).await?)
         },)?;
-        let (dense, wd) = dense;
-        let fusion = Fusion {
-            method: self.params.fusion,
-            dense_weight: wd,
-            bm25_weight: if language.cjk { self.params.cjk_bm25_weight } else { self.params.bm25_weight },
-            k: self.params.rrf_k,
-            language: Some((&language, self.params.other_language_weight)),
-            short_passage: (self.params.short_passage_tokens, self.params.short_passage_weight),
-        };
+        let (dense, dense_weight) = dense;
+        let fusion = self.params.fusion_for(&language, dense_weight);
         self.fuse_rankings(dense, sparse, &fusion, limit).await
     }
 
