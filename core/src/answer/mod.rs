@@ -440,7 +440,7 @@ impl Answerer {
             }
         }
 
-        // Relevance gate, on a score with meaning (RRF is rank-only).
+        // Relevance gate, on a score with meaning (the fused score is relative to this question's candidates).
         let confidence = gate_score(&question, &results, self.config.max_passages);
         let threshold = if cjk { self.config.min_cjk_overlap } else { self.config.min_relevance };
         // In a CJK question, a Latin name the documentation never mentions ("Dropbox") means it
