@@ -10,6 +10,7 @@ pub mod embed;
 pub mod lang;
 pub mod llm;
 pub mod log;
+pub mod program;
 pub mod review;
 pub mod search;
 pub mod store;
