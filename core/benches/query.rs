@@ -490,8 +490,7 @@ struct Sample {
     /// `dense` and `parts` modes: embedding the question, and the dense index search.
     embed_ms: Option<f64>,
     search_ms: Option<f64>,
-    /// `parts` mode: the BM25 ranking with its first passages read, and the fusion with the
-    /// reading of the other passages it needs.
+    /// `parts` mode: the BM25 ranking, and the fusion with the reading of the passages.
     sparse_ms: Option<f64>,
     fuse_ms: Option<f64>,
     outcome: Option<String>,
@@ -542,8 +541,7 @@ async fn one(target: &Target, mode: Mode, question: &str) -> anyhow::Result<Samp
             let filter = SearchFilter::default();
             let dense = target.store.dense_ranking(&vector, params.candidates, &filter).await?;
             let searched = Instant::now();
-            // As in `search`, which does this while the question is embedded.
-            let sparse = target.searcher.sparse_candidates(question, params.candidates, params.limit, &filter).await?;
+            let sparse = target.store.sparse_ranking(question, params.candidates, &filter).await?;
             let sparsed = Instant::now();
             let language = QuestionLanguage::of(question);
             let fusion = fusion_for(params, &language);

@@ -140,12 +140,9 @@ impl Searcher {
         let limit = limit.unwrap_or(self.params.limit).max(1);
         let candidates = self.params.candidates.max(limit);
         let language = QuestionLanguage::of(query);
-        // The BM25 ranking takes a fraction of the question's embedding, so its best passages are
-        // read meanwhile: the fusion then has fewer to read after the dense ranking.
-        let (dense, sparse) = tokio::try_join!(
-            self.dense_candidates(query, &language, candidates, filter),
-            self.sparse_candidates(query, candidates, limit, filter),
-        )?;
+        let (dense, sparse) = tokio::try_join!(self.dense_candidates(query, &language, candidates, filter), async {
+            Ok(self.store.sparse_ranking(query, candidates, filter).await?)
+        },)?;
         let (dense, dense_weight) = dense;
         let fusion = self.params.fusion_for(&language, dense_weight);
         self.fuse_rankings(dense, sparse, &fusion, limit).await
@@ -170,30 +167,6 @@ impl Searcher {
 }
 
 impl Searcher {
-    /// The BM25 ranking of `candidates` passages, the first `read` of them with their passages
-    /// (the others' are read by the fusion if it needs them). One removed by a sync between
-    /// ranking and reading stays unread, and the fusion drops it when it asks again.
-    pub async fn sparse_candidates(
-        &self,
-        query: &str,
-        candidates: usize,
-        read: usize,
-        filter: &SearchFilter,
-    ) -> Result<Vec<Ranked>, SearchError> {
-        let mut ranking = self.store.sparse_ranking(query, candidates, filter).await?;
-        let read = read.min(ranking.len());
-        let first = &mut ranking[..read];
-        let wanted: Vec<uuid::Uuid> = first.iter().filter(|r| r.chunk.is_none()).map(|r| r.id).collect();
-        if !wanted.is_empty() {
-            let mut chunks: HashMap<uuid::Uuid, Chunk> =
-                self.store.chunks(&wanted).await?.into_iter().map(|c| (c.id, c)).collect();
-            for r in first.iter_mut() {
-                r.chunk = r.chunk.take().or_else(|| chunks.remove(&r.id));
-            }
-        }
-        Ok(ranking)
-    }
-
     /// Dense candidates and their weight in the fusion. A CJK question is embedded by the
     /// multilingual model when there is one and searched among the passages it embedded; when
     /// that finds nothing (no such passages), by the default model like any other question.
@@ -607,27 +580,19 @@ mod tests {
         assert_eq!(out.iter().map(|r| r.score).collect::<Vec<_>>(), [1.0, 0.5, 0.5]);
     }
 
-    /// `Searcher::fuse_rankings` against a store that is a map, with the first `pre_read` BM25
-    /// candidates' passages read beforehand (as `Searcher::sparse_candidates` does). Returns the
-    /// results and how many passages the fusion read.
-    fn fuse_lazily(
-        dense: &[Hit],
-        sparse: &[Hit],
-        fusion: &Fusion<'_>,
-        limit: usize,
-        pre_read: usize,
-    ) -> (Vec<SearchResult>, usize) {
-        fuse_lazily_without(dense, sparse, fusion, limit, pre_read, &[])
+    /// `Searcher::fuse_rankings` against a store that is a map. Returns the results and how
+    /// many passages were read.
+    fn fuse_lazily(dense: &[Hit], sparse: &[Hit], fusion: &Fusion<'_>, limit: usize) -> (Vec<SearchResult>, usize) {
+        fuse_lazily_without(dense, sparse, fusion, limit, &[])
     }
 
     /// [`fuse_lazily`] where the passages named in `removed` are gone from the store by the
-    /// time the fusion reads them (a sync removed them after the rankings were taken).
+    /// time they are read (a sync removed them after the rankings were taken).
     fn fuse_lazily_without(
         dense: &[Hit],
         sparse: &[Hit],
         fusion: &Fusion<'_>,
         limit: usize,
-        pre_read: usize,
         removed: &[&str],
     ) -> (Vec<SearchResult>, usize) {
         let store: HashMap<uuid::Uuid, Chunk> = dense
@@ -636,13 +601,8 @@ mod tests {
             .filter(|h| !removed.contains(&h.chunk.source.as_str()))
             .map(|h| (h.chunk.id, h.chunk.clone()))
             .collect();
-        let ranked = |hits: &[Hit], read: usize| {
-            hits.iter()
-                .enumerate()
-                .map(|(i, h)| Ranked { id: h.chunk.id, score: h.score, chunk: (i < read).then(|| h.chunk.clone()) })
-                .collect()
-        };
-        let mut reading = Reading::new(rank(ranked(dense, 0), ranked(sparse, pre_read), fusion), fusion, limit);
+        let bare = |hits: &[Hit]| hits.iter().map(|h| Ranked { id: h.chunk.id, score: h.score, chunk: None }).collect();
+        let mut reading = Reading::new(rank(bare(dense), bare(sparse), fusion), fusion, limit);
         let mut reads = 0;
         while let Some(wanted) = reading.wanted() {
             reads += wanted.len();
@@ -705,18 +665,13 @@ mod tests {
             {
                 let fusion = Fusion { method, short_passage: (45, 0.85), ..preferring(question, 0.5) };
                 let full = fuse(dense.clone(), sparse.clone(), &fusion, limit);
-                let (lazy, reads) = fuse_lazily(&dense, &sparse, &fusion, limit, 0);
+                let (lazy, reads) = fuse_lazily(&dense, &sparse, &fusion, limit);
                 let view = |out: &[SearchResult]| {
                     out.iter()
                         .map(|r| (r.chunk.source.clone(), r.score, r.dense_score, r.bm25_score))
                         .collect::<Vec<_>>()
                 };
                 assert_eq!(view(&lazy), view(&full), "round {round}, limit {limit}");
-                // With the best BM25 passages read while the question was embedded (as
-                // `Searcher::search` does), the same results, and never more to read after.
-                let (prefetched, reads_after) = fuse_lazily(&dense, &sparse, &fusion, limit, limit);
-                assert_eq!(view(&prefetched), view(&full), "round {round}, limit {limit}, BM25's first read");
-                assert!(reads_after <= reads, "round {round}, limit {limit}: {reads_after} > {reads}");
                 tried += 1;
                 let total =
                     dense.iter().chain(&sparse).map(|h| h.chunk.id).collect::<std::collections::HashSet<_>>().len();
@@ -736,7 +691,7 @@ mod tests {
         let hits: Vec<Hit> = (0..10).map(|i| hit(&format!("p{i}"), 1.0 - i as f32 / 10.0)).collect();
         let names = |out: &[SearchResult]| out.iter().map(|r| r.chunk.source.clone()).collect::<Vec<_>>();
         for fusion in [Fusion::weights(1.0, 0.5, 60.0), Fusion::scores(1.0, 0.5)] {
-            let (out, _) = fuse_lazily_without(&hits, &hits, &fusion, 3, 0, &["p0", "p2"]);
+            let (out, _) = fuse_lazily_without(&hits, &hits, &fusion, 3, &["p0", "p2"]);
             // Still three results, the survivors in their order, ranked from 1 again.
             assert_eq!(names(&out), ["p1", "p3", "p4"], "{:?}", fusion.method);
             assert_eq!(out.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 2, 3]);
@@ -751,7 +706,7 @@ mod tests {
             // looping.
             let all: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
             let all: Vec<&str> = all.iter().map(String::as_str).collect();
-            assert!(fuse_lazily_without(&hits, &hits, &fusion, 3, 0, &all).0.is_empty());
+            assert!(fuse_lazily_without(&hits, &hits, &fusion, 3, &all).0.is_empty());
         }
     }
 }
