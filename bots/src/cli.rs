@@ -489,11 +489,26 @@ async fn open_services(
 
 async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let cases = crate::eval::read_cases(&args.file)?;
+    let limits = crate::eval::parse_limits(&args.min, &args.max)?;
     let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
     let (searcher, answerer) = open_services(settings, args.backend.as_deref(), memory).await?;
+    let pages = crate::eval::indexed_pages(searcher.store().as_ref()).await?;
+    let unindexed = crate::eval::unindexed(&cases, pages.iter().map(String::as_str));
+    for u in unindexed.iter().take(10) {
+        eprintln!(
+            "eval: warning: {} line {}: the index holds no page {} (a typo, or not ingested?); \
+             this question can only count as a miss",
+            args.file.display(),
+            u.line,
+            u.citation
+        );
+    }
+    if unindexed.len() > 10 {
+        eprintln!("eval: warning: and {} more expected citations naming pages not in the index", unindexed.len() - 10);
+    }
     let results =
         crate::eval::run(&cases, &searcher, &answerer, args.backend.as_deref(), settings.answer.max_passages).await?;
-    let report = crate::eval::report(results);
+    let report = crate::eval::report(results, unindexed);
     let json = if args.json || args.report.is_some() { Some(serde_json::to_string_pretty(&report)?) } else { None };
     if let (Some(path), Some(json)) = (&args.report, &json) {
         std::fs::write(path, json).map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
@@ -506,7 +521,7 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
             crate::eval::print_sweep(&report.cases);
         }
     }
-    let failures = crate::eval::check_limits(&report, &args.min, &args.max)?;
+    let failures = crate::eval::check_limits(&report, &limits)?;
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("eval: {f}");

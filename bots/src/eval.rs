@@ -4,7 +4,8 @@
 //! results, how often unanswerable questions abstain and answerable ones wrongly do, whether
 //! answers cite an expected source, and whether every citation points at a retrieved passage,
 //! broken down by language. `--sweep` shows the relevance gate at other thresholds, which is how
-//! `answer.min_relevance` and `answer.min_cjk_overlap` are calibrated.
+//! `answer.min_relevance` and `answer.min_cjk_overlap` are calibrated. The set and the limits
+//! are checked before any question is asked, and expected pages the index lacks are named.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use supportbot_core::answer::{Answerer, Incoming, Outcome, gate_score};
 use supportbot_core::lang::is_cjk_text;
 use supportbot_core::search::Searcher;
-use supportbot_core::store::SearchFilter;
+use supportbot_core::store::{KnowledgeStore, SearchFilter};
 
 /// One labelled question.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Case {
     pub q: String,
     #[serde(default)]
@@ -26,6 +28,9 @@ pub struct Case {
     pub unanswerable: bool,
     #[serde(default)]
     pub lang: Option<String>,
+    /// The 1-based line of the question set it came from.
+    #[serde(skip)]
+    pub line: usize,
 }
 
 impl Case {
@@ -42,22 +47,81 @@ impl Case {
     }
 }
 
-/// Reads a question set, naming the line of any bad entry.
+/// The most bad lines one error lists.
+const BAD_LINES_SHOWN: usize = 10;
+
+/// Reads a question set. Every bad entry is named by its line (the first ten, and how many
+/// more): a line that is not a JSON object of the known fields, an empty question, one with
+/// neither `expect` nor `"unanswerable": true`, or with both. A set without questions is an
+/// error too, rather than a report of zeros.
 pub fn read_cases(path: &Path) -> anyhow::Result<Vec<Case>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut cases = Vec::new();
+    let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
             continue;
         }
-        let case: Case = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: not a question entry", path.display(), i + 1))?;
-        if !case.unanswerable && case.expect.is_empty() {
-            anyhow::bail!("{} line {}: give `expect` citations or `\"unanswerable\": true`", path.display(), i + 1);
+        let problem = match serde_json::from_str::<Case>(line) {
+            Err(e) => Some(format!("not a question entry: {e}")),
+            Ok(case) if case.q.trim().is_empty() => Some("the question `q` is empty".into()),
+            Ok(case) if case.unanswerable && !case.expect.is_empty() => {
+                Some("`expect` and `\"unanswerable\": true` contradict each other; keep one".into())
+            }
+            Ok(case) if !case.unanswerable && case.expect.is_empty() => {
+                Some("give `expect` citations or `\"unanswerable\": true`".into())
+            }
+            Ok(case) => {
+                cases.push(Case { line: i + 1, ..case });
+                None
+            }
+        };
+        bad.extend(problem.map(|p| format!("{} line {}: {p}", path.display(), i + 1)));
+    }
+    if !bad.is_empty() {
+        let more = bad.len().saturating_sub(BAD_LINES_SHOWN);
+        let mut message = bad.into_iter().take(BAD_LINES_SHOWN).collect::<Vec<_>>().join("\n");
+        if more > 0 {
+            message.push_str(&format!("\n(and {more} more bad lines)"));
         }
-        cases.push(case);
+        anyhow::bail!(message);
+    }
+    if cases.is_empty() {
+        anyhow::bail!(
+            "{} holds no questions (one JSON object per line: {{\"q\": ..., \"expect\": [...]}})",
+            path.display()
+        );
     }
     Ok(cases)
+}
+
+/// An expected citation whose page the index does not hold: its question can only count as a
+/// miss (a typo, or a page not ingested).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unindexed {
+    pub line: usize,
+    pub citation: String,
+}
+
+/// The expected citations of `cases` whose page (`source`, the part before `#`) is not among
+/// `pages`, the sources of the indexed documents that have passages. Anchors are not checked.
+pub fn unindexed<'a>(cases: &[Case], pages: impl IntoIterator<Item = &'a str>) -> Vec<Unindexed> {
+    let pages: std::collections::HashSet<&str> = pages.into_iter().collect();
+    cases
+        .iter()
+        .flat_map(|c| c.expect.iter().map(move |e| (c.line, e)))
+        .filter(|(_, e)| !pages.contains(e.split('#').next().unwrap_or(e)))
+        .map(|(line, e)| Unindexed { line, citation: e.clone() })
+        .collect()
+}
+
+/// The pages (sources) of every indexed document that has passages, over all roots.
+pub async fn indexed_pages(store: &dyn KnowledgeStore) -> anyhow::Result<Vec<String>> {
+    let mut pages = Vec::new();
+    for root in store.stats().await?.roots.keys() {
+        pages.extend(store.documents(root).await?.into_iter().filter(|d| d.chunks > 0).map(|d| d.source));
+    }
+    Ok(pages)
 }
 
 /// What happened to one question.
@@ -169,37 +233,64 @@ pub fn metrics<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Metrics
     }
 }
 
-/// Checks the report against floors (`min`) and ceilings (`max`) written `SCOPE.METRIC=VALUE`
-/// (`en.hit_at_5=0.95`, `overall.abstain_answerable=0.05`). Returns what is out of bounds; a
-/// malformed limit, an unknown scope or metric is an error.
-pub fn check_limits(report: &Report, min: &[String], max: &[String]) -> anyhow::Result<Vec<String>> {
+/// One bound on a figure: `SCOPE.METRIC=VALUE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// As given, for messages.
+    pub text: String,
+    /// `overall` or a language.
+    pub scope: String,
+    pub metric: String,
+    pub bound: f64,
+    /// A floor (`--min`) or a ceiling (`--max`).
+    pub floor: bool,
+}
+
+/// Parses floors (`min`) and ceilings (`max`) written `SCOPE.METRIC=VALUE` (`en.hit_at_5=0.95`,
+/// `overall.abstain_answerable=0.05`), before any question is asked: a malformed limit or an
+/// unknown metric is an error. Scopes are checked against the report (`check_limits`).
+pub fn parse_limits(min: &[String], max: &[String]) -> anyhow::Result<Vec<Limit>> {
+    let names: Vec<String> = match serde_json::to_value(Metrics::default())? {
+        serde_json::Value::Object(o) => o.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let mut limits = Vec::new();
+    for (given, floor) in min.iter().map(|l| (l, true)).chain(max.iter().map(|l| (l, false))) {
+        let (key, value) =
+            given.split_once('=').with_context(|| format!("limit {given:?}: expected SCOPE.METRIC=VALUE"))?;
+        let (scope, metric) =
+            key.split_once('.').with_context(|| format!("limit {given:?}: expected SCOPE.METRIC=VALUE"))?;
+        let bound: f64 = value.trim().parse().with_context(|| format!("limit {given:?}: {value:?} is not a number"))?;
+        if !names.iter().any(|n| n == metric) {
+            anyhow::bail!("limit {given:?}: unknown metric {metric:?} (have: {})", names.join(", "));
+        }
+        limits.push(Limit { text: given.clone(), scope: scope.into(), metric: metric.into(), bound, floor });
+    }
+    Ok(limits)
+}
+
+/// Checks the report against `limits`. Returns what is out of bounds; a scope without
+/// questions is an error.
+pub fn check_limits(report: &Report, limits: &[Limit]) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
-    for (limits, is_floor) in [(min, true), (max, false)] {
-        for limit in limits {
-            let (key, value) =
-                limit.split_once('=').with_context(|| format!("limit {limit:?}: expected SCOPE.METRIC=VALUE"))?;
-            let (scope, metric) =
-                key.split_once('.').with_context(|| format!("limit {limit:?}: expected SCOPE.METRIC=VALUE"))?;
-            let bound: f64 =
-                value.trim().parse().with_context(|| format!("limit {limit:?}: {value:?} is not a number"))?;
-            let metrics = if scope == "overall" {
-                &report.overall
-            } else {
-                report.by_language.get(scope).with_context(|| {
-                    format!("limit {limit:?}: no questions in language {scope:?} (have: overall, {})", {
-                        report.by_language.keys().cloned().collect::<Vec<_>>().join(", ")
-                    })
-                })?
-            };
-            let v = serde_json::to_value(metrics)?;
-            let actual = v.get(metric).and_then(serde_json::Value::as_f64).with_context(|| {
-                let names: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-                format!("limit {limit:?}: unknown metric {metric:?} (have: {})", names.join(", "))
-            })?;
-            if (is_floor && actual < bound) || (!is_floor && actual > bound) {
-                let relation = if is_floor { "below the floor" } else { "above the ceiling" };
-                failures.push(format!("{scope}.{metric} = {actual:.3}, {relation} {bound}"));
-            }
+    for limit in limits {
+        let Limit { text, scope, metric, bound, floor } = limit;
+        let metrics = if scope == "overall" {
+            &report.overall
+        } else {
+            report.by_language.get(scope).with_context(|| {
+                format!("limit {text:?}: no questions in language {scope:?} (have: overall, {})", {
+                    report.by_language.keys().cloned().collect::<Vec<_>>().join(", ")
+                })
+            })?
+        };
+        let actual = serde_json::to_value(metrics)?
+            .get(metric)
+            .and_then(serde_json::Value::as_f64)
+            .with_context(|| format!("limit {text:?}: unknown metric {metric:?}"))?;
+        if (*floor && actual < *bound) || (!*floor && actual > *bound) {
+            let relation = if *floor { "below the floor" } else { "above the ceiling" };
+            failures.push(format!("{scope}.{metric} = {actual:.3}, {relation} {bound}"));
         }
     }
     Ok(failures)
@@ -215,10 +306,12 @@ pub struct Report {
     /// Latency by stage over the questions a model was asked (answered or fallback).
     pub latency_ms: BTreeMap<String, Percentiles>,
     pub by_language: BTreeMap<String, Metrics>,
+    /// Expected citations naming a page the index does not hold.
+    pub unindexed: Vec<Unindexed>,
     pub cases: Vec<CaseResult>,
 }
 
-pub fn report(cases: Vec<CaseResult>) -> Report {
+pub fn report(cases: Vec<CaseResult>, unindexed: Vec<Unindexed>) -> Report {
     let mut langs: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
     for c in &cases {
         langs.entry(c.lang.clone()).or_default().push(c);
@@ -244,7 +337,7 @@ pub fn report(cases: Vec<CaseResult>) -> Report {
             (name.to_string(), Percentiles { p50: percentile(&values, 50.0), p95: percentile(&values, 95.0) })
         })
         .collect();
-    Report { overall: metrics(&cases), latency_ms, by_language, cases }
+    Report { overall: metrics(&cases), latency_ms, by_language, unindexed, cases }
 }
 
 /// 1-based rank of the first expected citation among the results. When every expectation
@@ -393,21 +486,31 @@ mod tests {
 
     #[test]
     fn limits_flag_figures_out_of_bounds_and_reject_unknown_names() {
-        let rep = report(vec![
-            result(false, Some(1), Outcome::Answered),
-            result(false, Some(7), Outcome::Abstained),
-            result(true, None, Outcome::Abstained),
-        ]);
+        let rep = report(
+            vec![
+                result(false, Some(1), Outcome::Answered),
+                result(false, Some(7), Outcome::Abstained),
+                result(true, None, Outcome::Abstained),
+            ],
+            Vec::new(),
+        );
         let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let ok = check_limits(&rep, &strs(&["en.hit_at_1=0.5", "overall.abstain_unanswerable=1"]), &[]).unwrap();
+        let check = |min: &[&str], max: &[&str]| check_limits(&rep, &parse_limits(&strs(min), &strs(max))?);
+        let ok = check(&["en.hit_at_1=0.5", "overall.abstain_unanswerable=1"], &[]).unwrap();
         assert!(ok.is_empty(), "{ok:?}");
-        let failed =
-            check_limits(&rep, &strs(&["en.hit_at_5=0.9"]), &strs(&["overall.abstain_answerable=0.05"])).unwrap();
+        let failed = check(&["en.hit_at_5=0.9"], &["overall.abstain_answerable=0.05"]).unwrap();
         assert_eq!(failed.len(), 2, "{failed:?}");
         assert!(failed[0].contains("en.hit_at_5 = 0.500, below the floor 0.9"), "{failed:?}");
-        assert!(check_limits(&rep, &strs(&["fr.hit_at_5=0.9"]), &[]).unwrap_err().to_string().contains("fr"));
-        assert!(check_limits(&rep, &strs(&["en.hit_at_9=0.9"]), &[]).unwrap_err().to_string().contains("hit_at_9"));
-        assert!(check_limits(&rep, &strs(&["en.hit_at_5"]), &[]).is_err());
+        assert!(check(&["fr.hit_at_5=0.9"], &[]).unwrap_err().to_string().contains("fr"));
+        // Malformed limits and unknown metrics are refused before any question is asked.
+        let parse_error = |l: &str| parse_limits(&strs(&[l]), &[]).unwrap_err().to_string();
+        assert!(
+            parse_error("en.hit_at_9=0.9").contains("unknown metric \"hit_at_9\""),
+            "{}",
+            parse_error("en.hit_at_9=0.9")
+        );
+        assert!(parse_error("en.hit_at_5").contains("SCOPE.METRIC=VALUE"));
+        assert!(parse_error("en.hit_at_5=high").contains("not a number"));
     }
 
     #[test]
@@ -417,6 +520,7 @@ mod tests {
             expect: vec!["en-US/text/a.html".into(), "docs/b.md#setup".into()],
             unanswerable: false,
             lang: None,
+            line: 1,
         };
         assert!(case.expects("en-US/text/a.html#hd_id1"));
         assert!(case.expects("en-US/text/a.html"));
@@ -486,8 +590,49 @@ mod tests {
     fn bad_lines_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("q.jsonl");
-        std::fs::write(&f, "{\"q\": \"a\", \"expect\": [\"x\"]}\n{\"q\": \"b\"}\n").unwrap();
-        let err = read_cases(&f).unwrap_err().to_string();
-        assert!(err.contains("line 2"), "{err}");
+        let read = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            read_cases(&f)
+        };
+        let err = |text: &str| read(text).unwrap_err().to_string();
+        let good = "{\"q\": \"a\", \"expect\": [\"x\"]}";
+        assert!(err(&format!("{good}\n{{\"q\": \"b\"}}\n")).contains("line 2: give `expect`"));
+        // Every bad line is named at once, not only the first.
+        let all = err(&format!(
+            "{good}\n{{\"q\": \"b\", \"expct\": [\"y\"]}}\n{good}\n{{\"q\": \" \", \"expect\": [\"x\"]}}\n\
+             {{\"q\": \"c\", \"expect\": [\"x\"], \"unanswerable\": true}}\n{{\"q\": \"d\"\n"
+        ));
+        assert!(all.contains("line 2: not a question entry: unknown field `expct`"), "{all}");
+        assert!(all.contains("line 4: the question `q` is empty"), "{all}");
+        assert!(all.contains("line 5: `expect` and `\"unanswerable\": true` contradict"), "{all}");
+        assert!(all.contains("line 6: not a question entry"), "{all}");
+        assert!(!all.contains("line 1:") && !all.contains("line 3:"), "{all}");
+        // A long list is cut, saying how many more.
+        let many = err(&"{\"q\": \"b\"}\n".repeat(25));
+        assert!(many.contains("line 10:") && !many.contains("line 11:") && many.contains("(and 15 more bad lines)"));
+        // No questions at all is an error, not a report of zeros.
+        assert!(err("\n// only a comment\n").contains("holds no questions"));
+        // Good lines keep their line numbers.
+        let cases = read(&format!("// a comment\n\n{good}\n")).unwrap();
+        assert_eq!(cases.iter().map(|c| c.line).collect::<Vec<_>>(), [3]);
+    }
+
+    #[test]
+    fn expected_pages_missing_from_the_index_are_listed_with_their_line() {
+        let case = |line: usize, expect: &[&str]| Case {
+            q: "q".into(),
+            expect: expect.iter().map(|e| e.to_string()).collect(),
+            unanswerable: false,
+            lang: None,
+            line,
+        };
+        let cases = [
+            case(1, &["guide/proxy.html#trusted-proxies", "guide/tls.html"]),
+            case(2, &["guide/prxy.html"]),
+            case(4, &["faq/general.yaml#gone"]),
+        ];
+        let missing = unindexed(&cases, ["guide/proxy.html", "guide/tls.html", "faq/general.yaml"]);
+        assert_eq!(missing, [Unindexed { line: 2, citation: "guide/prxy.html".into() }]);
+        assert_eq!(unindexed(&cases, []).len(), 4);
     }
 }

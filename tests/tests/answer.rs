@@ -87,6 +87,41 @@ fn sample_questions_are_answered_with_correct_citations_and_unanswerable_ones_ab
     let zh = &report["by_language"]["zh"];
     assert!(zh["abstain_answerable"].as_f64().expect("zh") <= 0.25, "{zh}");
     assert_eq!(zh["abstain_unanswerable"].as_f64(), Some(1.0), "{zh}");
+    // Every page the sample questions expect is in the index.
+    assert_eq!(report["unindexed"], serde_json::json!([]), "{}", report["unindexed"]);
+}
+
+#[test]
+fn eval_warns_of_expected_pages_the_index_lacks_and_refuses_bad_limits_before_asking() {
+    if !assets_available("eval_checks") {
+        return;
+    }
+    let ws = ingested(None);
+    let set = ws.path().join("mine.jsonl");
+    std::fs::write(
+        &set,
+        "{\"q\": \"How do I configure trusted proxies?\", \"expect\": [\"docs/guide/proxy.html#trusted-proxies\"]}\n\
+         // a page name with a typo\n\
+         {\"q\": \"How do I set up TLS?\", \"expect\": [\"docs/guide/prxy.html\"]}\n",
+    )
+    .expect("write the set");
+    let set = set.to_str().expect("utf-8");
+    let out = ws.run("supportbot", &["eval", "--json", set]);
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3: the index holds no page docs/guide/prxy.html"), "{stderr}");
+    assert!(!stderr.contains("line 1:"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("eval JSON");
+    assert_eq!(report["unindexed"], serde_json::json!([{"line": 3, "citation": "docs/guide/prxy.html"}]));
+    // The misspelt page can only be a miss; the other question still counts.
+    assert_eq!(report["overall"]["answerable"], 2);
+
+    // A limit naming no metric fails at once, before any question is asked or figure printed.
+    let out = ws.run("supportbot", &["eval", "--min", "overall.hit_at_3=0.5", set]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown metric \"hit_at_3\""), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing was evaluated: {}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[tokio::test(flavor = "multi_thread")]
