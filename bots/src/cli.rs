@@ -164,6 +164,10 @@ pub struct EvalArgs {
     /// Also show how the relevance gate would behave at other thresholds (calibration).
     #[arg(long)]
     pub sweep: bool,
+    /// Also list the questions to look at: expected page not first, answerable ones that
+    /// abstained, unanswerable ones that were answered (with their lines).
+    #[arg(long)]
+    pub misses: bool,
     /// Also write the JSON report (every question's result) to this file, beside the table.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -519,6 +523,10 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
         crate::eval::print_table(&report);
         if args.sweep {
             crate::eval::print_sweep(&report.cases);
+        }
+        if args.misses {
+            println!();
+            print!("{}", crate::eval::misses(&report));
         }
     }
     let failures = crate::eval::check_limits(&report, &limits)?;

@@ -127,7 +127,11 @@ pub async fn indexed_pages(store: &dyn KnowledgeStore) -> anyhow::Result<Vec<Str
 /// What happened to one question.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
+    /// The line of the question set.
+    pub line: usize,
     pub q: String,
+    /// The expected citations (empty for an unanswerable question).
+    pub expect: Vec<String>,
     pub lang: String,
     pub unanswerable: bool,
     /// 1-based rank of the first expected citation in the search results (None: not in the top 10).
@@ -388,7 +392,9 @@ pub async fn run(
         let answer = answerer.answer(&Incoming::new("eval", &format!("eval-{i}"), "eval", &case.q), backend).await;
         let retrieved: Vec<&str> = answer.passages.iter().map(|p| p.citation.as_str()).collect();
         out.push(CaseResult {
+            line: case.line,
             q: case.q.clone(),
+            expect: case.expect.clone(),
             lang: case.language(),
             unanswerable: case.unanswerable,
             rank,
@@ -446,6 +452,49 @@ pub fn print_table(r: &Report) {
             .collect();
         println!("  {}", line.join(", "));
     }
+}
+
+/// The questions to look at, for a person: answerable ones whose expected page is not first
+/// (with its rank and what came first), answerable ones that abstained, and unanswerable ones
+/// that were answered. Each names its line in the question set.
+pub fn misses(r: &Report) -> String {
+    let mut out = String::new();
+    let clip = |q: &str| {
+        let q: String = q.chars().take(100).collect();
+        if q.chars().count() < 100 { q } else { format!("{q}…") }
+    };
+    let section = |out: &mut String, title: &str, cases: Vec<&CaseResult>, detail: &dyn Fn(&CaseResult) -> String| {
+        out.push_str(&format!("{title}: {}\n", cases.len()));
+        for c in cases {
+            out.push_str(&format!("  line {} [{}] {}\n", c.line, c.lang, clip(&c.q)));
+            let d = detail(c);
+            if !d.is_empty() {
+                out.push_str(&format!("      {d}\n"));
+            }
+        }
+    };
+    let answerable = || r.cases.iter().filter(|c| !c.unanswerable);
+    section(&mut out, "expected page not first", answerable().filter(|c| c.rank != Some(1)).collect(), &|c| {
+        let rank = c.rank.map_or("not in the top 10".to_string(), |k| format!("rank {k}"));
+        let first = c.top_citations.first().map_or("nothing".to_string(), |f| f.clone());
+        format!("{rank}; expected {}; first: {first}", c.expect.join(", "))
+    });
+    section(
+        &mut out,
+        "answerable but abstained",
+        answerable().filter(|c| c.outcome == Outcome::Abstained).collect(),
+        &|c| format!("gate score {:.2}", c.gate_score),
+    );
+    section(
+        &mut out,
+        "unanswerable but answered",
+        r.cases.iter().filter(|c| c.unanswerable && c.outcome != Outcome::Abstained).collect(),
+        &|c| {
+            let first = c.top_citations.first().map_or("nothing".to_string(), |f| f.clone());
+            format!("gate score {:.2}; first: {first}", c.gate_score)
+        },
+    );
+    out
 }
 
 /// Abstention shares if the gate threshold were `t`, per script group: (threshold,
@@ -534,7 +583,9 @@ mod tests {
 
     fn result(unanswerable: bool, rank: Option<usize>, outcome: Outcome) -> CaseResult {
         CaseResult {
+            line: 1,
             q: "q".into(),
+            expect: if unanswerable { vec![] } else { vec!["p.html".into()] },
             lang: "en".into(),
             unanswerable,
             rank,
@@ -548,6 +599,26 @@ mod tests {
             latency: LatencyRecord::default(),
             top_citations: vec![],
         }
+    }
+
+    #[test]
+    fn misses_list_the_questions_to_look_at_with_their_lines() {
+        let mut second = result(false, Some(3), Outcome::Answered);
+        second.line = 7;
+        second.top_citations = vec!["other.html#a".into(), "p.html#b".into()];
+        let mut missing = result(false, None, Outcome::Abstained);
+        missing.line = 9;
+        let mut leaked = result(true, None, Outcome::Answered);
+        leaked.line = 12;
+        leaked.top_citations = vec!["x.html".into()];
+        let rep = report(vec![result(false, Some(1), Outcome::Answered), second, missing, leaked], vec![]);
+        let text = misses(&rep);
+        assert!(text.contains("expected page not first: 2\n"), "{text}");
+        assert!(text.contains("line 7 [en] q\n      rank 3; expected p.html; first: other.html#a"), "{text}");
+        assert!(text.contains("line 9 [en] q\n      not in the top 10; expected p.html; first: nothing"), "{text}");
+        assert!(text.contains("answerable but abstained: 1\n  line 9 "), "{text}");
+        assert!(text.contains("unanswerable but answered: 1\n  line 12 [en] q\n      gate score 0.20; first: x.html"));
+        assert!(!text.contains("line 1 "), "a question answered right is not listed: {text}");
     }
 
     #[test]
