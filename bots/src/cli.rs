@@ -171,6 +171,10 @@ pub struct EvalArgs {
     /// Also write the JSON report (every question's result) to this file, beside the table.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Compare with a report written earlier (`--report FILE`): each figure's change, and the
+    /// questions ranked higher or lower, or whose abstention became right or wrong.
+    #[arg(long, value_name = "REPORT")]
+    pub baseline: Option<PathBuf>,
     /// Answer with this backend only.
     #[arg(long, value_name = "NAME", value_parser = ["gemini", "openai", "local", "extractive"])]
     pub backend: Option<String>,
@@ -494,6 +498,7 @@ async fn open_services(
 async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let cases = crate::eval::read_cases(&args.file)?;
     let limits = crate::eval::parse_limits(&args.min, &args.max)?;
+    let baseline = args.baseline.as_deref().map(crate::eval::read_baseline).transpose()?;
     let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
     let (searcher, answerer) = open_services(settings, args.backend.as_deref(), memory).await?;
     let pages = crate::eval::indexed_pages(searcher.store().as_ref()).await?;
@@ -527,6 +532,10 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
         if args.misses {
             println!();
             print!("{}", crate::eval::misses(&report));
+        }
+        if let Some(baseline) = &baseline {
+            println!();
+            print!("{}", crate::eval::compare(&report, baseline));
         }
     }
     let failures = crate::eval::check_limits(&report, &limits)?;

@@ -187,7 +187,8 @@ pub fn percentile(values: &[u64], p: f64) -> u64 {
 }
 
 /// Figures for one language (or all).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Metrics {
     pub answerable: usize,
     pub unanswerable: usize,
@@ -497,6 +498,125 @@ pub fn misses(r: &Report) -> String {
     out
 }
 
+/// A report written earlier (`--report`, `--json`), as far as `--baseline` reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Baseline {
+    pub overall: Metrics,
+    #[serde(default)]
+    pub by_language: BTreeMap<String, Metrics>,
+    pub cases: Vec<BaselineCase>,
+}
+
+/// One question of a [`Baseline`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct BaselineCase {
+    pub q: String,
+    pub unanswerable: bool,
+    pub rank: Option<usize>,
+    pub outcome: Outcome,
+}
+
+/// Reads a report written by an earlier `supportbot eval --report FILE` (or `--json`).
+pub fn read_baseline(path: &Path) -> anyhow::Result<Baseline> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the baseline {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!("{}: not an eval report (one written by `supportbot eval --report FILE` or --json)", path.display())
+    })
+}
+
+/// Whether the question was handled as it should be: answerable ones answered, unanswerable
+/// ones abstained.
+fn abstention_right(unanswerable: bool, outcome: Outcome) -> bool {
+    unanswerable == (outcome == Outcome::Abstained)
+}
+
+/// What changed against `base`, for a person: every figure with its change, then the questions
+/// (matched by their text) ranked higher or lower, and those whose abstention became right or
+/// wrong, each with its line.
+pub fn compare(r: &Report, base: &Baseline) -> String {
+    let mut out = String::from("against the baseline: now (change)\n");
+    out.push_str(&format!(
+        "{:<8} {:>13} {:>13} {:>13} {:>13} {:>13}\n",
+        "lang", "hit@1", "hit@5", "MRR", "abst(un)", "abst(ans)"
+    ));
+    let cell = |now: f64, was: Option<f64>| match was {
+        // A change that rounds to nothing shows as +0.00, never -0.00 (a figure read back from
+        // JSON may differ from the same one computed by its last bit).
+        Some(was) => format!("{now:.2} ({:+.2})", if (now - was).abs() < 0.005 { 0.0 } else { now - was }),
+        None => format!("{now:.2} (new)"),
+    };
+    let row = |out: &mut String, name: &str, m: &Metrics, b: Option<&Metrics>| {
+        let f = |get: fn(&Metrics) -> f64| cell(get(m), b.map(get));
+        out.push_str(&format!(
+            "{:<8} {:>13} {:>13} {:>13} {:>13} {:>13}\n",
+            name,
+            f(|m| m.hit_at_1),
+            f(|m| m.hit_at_5),
+            f(|m| m.mrr),
+            f(|m| m.abstain_unanswerable),
+            f(|m| m.abstain_answerable)
+        ));
+    };
+    for (lang, m) in &r.by_language {
+        row(&mut out, lang, m, base.by_language.get(lang));
+    }
+    row(&mut out, "all", &r.overall, Some(&base.overall));
+
+    let before: std::collections::HashMap<&str, &BaselineCase> =
+        base.cases.iter().rev().map(|c| (c.q.as_str(), c)).collect();
+    let rank = |k: Option<usize>| k.map_or("-".to_string(), |k| k.to_string());
+    // A question not in the top 10 ranks below every one that is.
+    let depth = |k: Option<usize>| k.unwrap_or(usize::MAX);
+    let (mut higher, mut lower, mut right, mut wrong, mut new) = (vec![], vec![], vec![], vec![], 0);
+    for c in &r.cases {
+        let Some(b) = before.get(c.q.as_str()) else {
+            new += 1;
+            continue;
+        };
+        let line = format!("  line {} [{}] {} → {}  {}", c.line, c.lang, rank(b.rank), rank(c.rank), c.q);
+        if !c.unanswerable && depth(c.rank) < depth(b.rank) {
+            higher.push(line);
+        } else if !c.unanswerable && depth(c.rank) > depth(b.rank) {
+            lower.push(line);
+        }
+        let (was, now) = (abstention_right(b.unanswerable, b.outcome), abstention_right(c.unanswerable, c.outcome));
+        if was != now {
+            let kind = if c.unanswerable { "unanswerable" } else { "answerable" };
+            let outcome = |o: Outcome| serde_json::to_value(o).ok().and_then(|v| v.as_str().map(String::from));
+            let entry = format!(
+                "  line {} [{}] {kind}: {} → {}  {}",
+                c.line,
+                c.lang,
+                outcome(b.outcome).unwrap_or_default(),
+                outcome(c.outcome).unwrap_or_default(),
+                c.q
+            );
+            if now { right.push(entry) } else { wrong.push(entry) }
+        }
+    }
+    let now: std::collections::HashSet<&str> = r.cases.iter().map(|c| c.q.as_str()).collect();
+    let gone = before.keys().filter(|q| !now.contains(*q)).count();
+    out.push_str(&format!(
+        "questions: {} ranked higher, {} lower; abstention now right on {}, now wrong on {}; \
+         {new} not in the baseline, {gone} of the baseline not asked\n",
+        higher.len(),
+        lower.len(),
+        right.len(),
+        wrong.len()
+    ));
+    for (title, lines) in [
+        ("ranked higher (rank before → now)", higher),
+        ("ranked lower", lower),
+        ("abstention now right", right),
+        ("abstention now wrong", wrong),
+    ] {
+        if !lines.is_empty() {
+            out.push_str(&format!("{title}:\n{}\n", lines.join("\n")));
+        }
+    }
+    out
+}
+
 /// Abstention shares if the gate threshold were `t`, per script group: (threshold,
 /// unanswerable abstaining, answerable abstaining).
 pub fn sweep(results: &[CaseResult], cjk: bool) -> Vec<(f32, f64, f64)> {
@@ -619,6 +739,64 @@ mod tests {
         assert!(text.contains("answerable but abstained: 1\n  line 9 "), "{text}");
         assert!(text.contains("unanswerable but answered: 1\n  line 12 [en] q\n      gate score 0.20; first: x.html"));
         assert!(!text.contains("line 1 "), "a question answered right is not listed: {text}");
+    }
+
+    #[test]
+    fn a_baseline_comparison_shows_figure_changes_and_the_questions_that_moved() {
+        let case = |q: &str, unanswerable: bool, rank: Option<usize>, outcome: Outcome| CaseResult {
+            q: q.into(),
+            ..result(unanswerable, rank, outcome)
+        };
+        let before = report(
+            vec![
+                case("up", false, Some(3), Outcome::Answered),
+                case("down", false, Some(1), Outcome::Answered),
+                case("same", false, Some(2), Outcome::Answered),
+                case("found", false, None, Outcome::Abstained),
+                case("leak", true, None, Outcome::Abstained),
+                case("dropped", false, Some(1), Outcome::Answered),
+            ],
+            vec![],
+        );
+        // Written and read back as a user would (`--report`, then `--baseline`).
+        let base: Baseline = serde_json::from_value(serde_json::to_value(&before).unwrap()).unwrap();
+        let mut now = vec![
+            case("up", false, Some(1), Outcome::Answered),
+            case("down", false, Some(4), Outcome::Answered),
+            case("same", false, Some(2), Outcome::Answered),
+            case("found", false, Some(5), Outcome::Answered),
+            case("leak", true, None, Outcome::Answered),
+            case("added", false, Some(1), Outcome::Answered),
+        ];
+        for (i, c) in now.iter_mut().enumerate() {
+            c.line = i + 1;
+        }
+        let text = compare(&report(now, vec![]), &base);
+        assert!(
+            text.contains(
+                "questions: 2 ranked higher, 1 lower; abstention now right on 1, now wrong on 1; \
+                           1 not in the baseline, 1 of the baseline not asked"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ranked higher (rank before → now):\n  line 1 [en] 3 → 1  up\n  line 4 [en] - → 5  found")
+        );
+        assert!(text.contains("ranked lower:\n  line 2 [en] 1 → 4  down\n"), "{text}");
+        assert!(text.contains("abstention now right:\n  line 4 [en] answerable: abstained → answered  found"));
+        assert!(text.contains("abstention now wrong:\n  line 5 [en] unanswerable: abstained → answered  leak"));
+        assert!(!text.contains("same"), "an unchanged question is not listed: {text}");
+        // hit@1: 2 of 5 answerable before (down, dropped), 2 of 5 now (up, added); hit@5: 4 of
+        // 5 before, 5 of 5 now; unanswerable abstaining: 1.00 before, 0.00 now.
+        let all = text.lines().find(|l| l.starts_with("all ")).expect("an `all` row");
+        let cells: Vec<&str> = all.split(')').map(|c| c.trim()).collect();
+        assert_eq!(&cells[..2], ["all       0.40 (+0.00", "1.00 (+0.20"], "{text}");
+        assert_eq!(cells[3], "0.00 (-1.00", "{text}");
+        // Something that is not a report is refused with its name.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.json");
+        std::fs::write(&f, "{\"hit_at_1\": 0.5}").unwrap();
+        assert!(read_baseline(&f).unwrap_err().to_string().contains("not an eval report"));
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn sample_questions_are_answered_with_correct_citations_and_unanswerable_ones_ab
 }
 
 #[test]
-fn eval_warns_of_expected_pages_the_index_lacks_and_refuses_bad_limits_before_asking() {
+fn eval_warns_of_missing_pages_compares_with_a_baseline_and_refuses_bad_limits_before_asking() {
     if !assets_available("eval_checks") {
         return;
     }
@@ -115,6 +115,21 @@ fn eval_warns_of_expected_pages_the_index_lacks_and_refuses_bad_limits_before_as
     assert_eq!(report["unindexed"], serde_json::json!([{"line": 3, "citation": "docs/guide/prxy.html"}]));
     // The misspelt page can only be a miss; the other question still counts.
     assert_eq!(report["overall"]["answerable"], 2);
+
+    // The same set against its own report: every figure and every question unchanged.
+    let saved = ws.path().join("before.json");
+    let out = ws.run("supportbot", &["eval", "--report", saved.to_str().expect("utf-8"), set]);
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = ws.run("supportbot", &["eval", "--baseline", saved.to_str().expect("utf-8"), set]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "questions: 0 ranked higher, 0 lower; abstention now right on 0, now wrong on 0; \
+             0 not in the baseline, 0 of the baseline not asked"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("(-") && stdout.contains("(+0.00)"), "{stdout}");
 
     // A limit naming no metric fails at once, before any question is asked or figure printed.
     let out = ws.run("supportbot", &["eval", "--min", "overall.hit_at_3=0.5", set]);
