@@ -497,7 +497,7 @@ async fn open_services(
 
 async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let cases = crate::eval::read_cases(&args.file)?;
-    let limits = crate::eval::parse_limits(&args.min, &args.max)?;
+    let limits = crate::eval::parse_limits(&args.min, &args.max, &cases)?;
     let baseline = args.baseline.as_deref().map(crate::eval::read_baseline).transpose()?;
     let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
     let (searcher, answerer) = open_services(settings, args.backend.as_deref(), memory).await?;

@@ -252,9 +252,13 @@ pub struct Limit {
 }
 
 /// Parses floors (`min`) and ceilings (`max`) written `SCOPE.METRIC=VALUE` (`en.hit_at_5=0.95`,
-/// `overall.abstain_answerable=0.05`), before any question is asked: a malformed limit or an
-/// unknown metric is an error. Scopes are checked against the report (`check_limits`).
-pub fn parse_limits(min: &[String], max: &[String]) -> anyhow::Result<Vec<Limit>> {
+/// `overall.abstain_answerable=0.05`) for the question set `cases`, before any question is
+/// asked: a malformed limit, an unknown metric or a language none of the questions is in is an
+/// error.
+pub fn parse_limits(min: &[String], max: &[String], cases: &[Case]) -> anyhow::Result<Vec<Limit>> {
+    let mut languages: Vec<String> = cases.iter().map(Case::language).collect();
+    languages.sort();
+    languages.dedup();
     let names: Vec<String> = match serde_json::to_value(Metrics::default())? {
         serde_json::Value::Object(o) => o.keys().cloned().collect(),
         _ => Vec::new(),
@@ -269,13 +273,18 @@ pub fn parse_limits(min: &[String], max: &[String]) -> anyhow::Result<Vec<Limit>
         if !names.iter().any(|n| n == metric) {
             anyhow::bail!("limit {given:?}: unknown metric {metric:?} (have: {})", names.join(", "));
         }
+        if scope != "overall" && !languages.iter().any(|l| l == scope) {
+            anyhow::bail!(
+                "limit {given:?}: no questions in language {scope:?} (have: overall, {})",
+                languages.join(", ")
+            );
+        }
         limits.push(Limit { text: given.clone(), scope: scope.into(), metric: metric.into(), bound, floor });
     }
     Ok(limits)
 }
 
-/// Checks the report against `limits`. Returns what is out of bounds; a scope without
-/// questions is an error.
+/// Checks the report against `limits` (from [`parse_limits`]). Returns what is out of bounds.
 pub fn check_limits(report: &Report, limits: &[Limit]) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
     for limit in limits {
@@ -664,15 +673,17 @@ mod tests {
             Vec::new(),
         );
         let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let check = |min: &[&str], max: &[&str]| check_limits(&rep, &parse_limits(&strs(min), &strs(max))?);
+        let cases = [Case { q: "how do I print?".into(), expect: vec![], unanswerable: true, lang: None, line: 1 }];
+        let check = |min: &[&str], max: &[&str]| check_limits(&rep, &parse_limits(&strs(min), &strs(max), &cases)?);
         let ok = check(&["en.hit_at_1=0.5", "overall.abstain_unanswerable=1"], &[]).unwrap();
         assert!(ok.is_empty(), "{ok:?}");
         let failed = check(&["en.hit_at_5=0.9"], &["overall.abstain_answerable=0.05"]).unwrap();
         assert_eq!(failed.len(), 2, "{failed:?}");
         assert!(failed[0].contains("en.hit_at_5 = 0.500, below the floor 0.9"), "{failed:?}");
-        assert!(check(&["fr.hit_at_5=0.9"], &[]).unwrap_err().to_string().contains("fr"));
-        // Malformed limits and unknown metrics are refused before any question is asked.
-        let parse_error = |l: &str| parse_limits(&strs(&[l]), &[]).unwrap_err().to_string();
+        // Malformed limits, unknown metrics and languages without questions are refused before
+        // any question is asked.
+        let parse_error = |l: &str| parse_limits(&strs(&[l]), &[], &cases).unwrap_err().to_string();
+        assert!(parse_error("fr.hit_at_5=0.9").contains("no questions in language \"fr\" (have: overall, en)"));
         assert!(
             parse_error("en.hit_at_9=0.9").contains("unknown metric \"hit_at_9\""),
             "{}",
