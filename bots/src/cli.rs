@@ -503,17 +503,8 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (searcher, answerer) = open_services(settings, args.backend.as_deref(), memory).await?;
     let pages = crate::eval::indexed_pages(searcher.store().as_ref()).await?;
     let unindexed = crate::eval::unindexed(&cases, pages.iter().map(String::as_str));
-    for u in unindexed.iter().take(10) {
-        eprintln!(
-            "eval: warning: {} line {}: the index holds no page {} (a typo, or not ingested?); \
-             this question can only count as a miss",
-            args.file.display(),
-            u.line,
-            u.citation
-        );
-    }
-    if unindexed.len() > 10 {
-        eprintln!("eval: warning: and {} more expected citations naming pages not in the index", unindexed.len() - 10);
+    for warning in crate::eval::unindexed_warnings(&args.file, &unindexed) {
+        eprintln!("{warning}");
     }
     let results =
         crate::eval::run(&cases, &searcher, &answerer, args.backend.as_deref(), settings.answer.max_passages).await?;

@@ -47,8 +47,18 @@ impl Case {
     }
 }
 
-/// The most bad lines one error lists.
-const BAD_LINES_SHOWN: usize = 10;
+/// The most entries a list of problems shows (bad lines, unindexed pages).
+const LISTED: usize = 10;
+
+/// The first [`LISTED`] of `lines`, then `more(n)` for the `n` left out, if any.
+fn first_listed(lines: Vec<String>, more: impl Fn(usize) -> String) -> Vec<String> {
+    let left = lines.len().saturating_sub(LISTED);
+    let mut shown: Vec<String> = lines.into_iter().take(LISTED).collect();
+    if left > 0 {
+        shown.push(more(left));
+    }
+    shown
+}
 
 /// Reads a question set. Every bad entry is named by its line (the first ten, and how many
 /// more): a line that is not a JSON object of the known fields, an empty question, one with
@@ -79,12 +89,7 @@ pub fn read_cases(path: &Path) -> anyhow::Result<Vec<Case>> {
         bad.extend(problem.map(|p| format!("{} line {}: {p}", path.display(), i + 1)));
     }
     if !bad.is_empty() {
-        let more = bad.len().saturating_sub(BAD_LINES_SHOWN);
-        let mut message = bad.into_iter().take(BAD_LINES_SHOWN).collect::<Vec<_>>().join("\n");
-        if more > 0 {
-            message.push_str(&format!("\n(and {more} more bad lines)"));
-        }
-        anyhow::bail!(message);
+        anyhow::bail!(first_listed(bad, |more| format!("(and {more} more bad lines)")).join("\n"));
     }
     if cases.is_empty() {
         anyhow::bail!(
@@ -113,6 +118,23 @@ pub fn unindexed<'a>(cases: &[Case], pages: impl IntoIterator<Item = &'a str>) -
         .filter(|(_, e)| !pages.contains(e.split('#').next().unwrap_or(e)))
         .map(|(line, e)| Unindexed { line, citation: e.clone() })
         .collect()
+}
+
+/// The warnings for `unindexed` citations of the question set `file`, for a person: one per
+/// citation, the first ten, then how many more.
+pub fn unindexed_warnings(file: &Path, unindexed: &[Unindexed]) -> Vec<String> {
+    let each = unindexed.iter().map(|u| {
+        format!(
+            "eval: warning: {} line {}: the index holds no page {} (a typo, or not ingested?); \
+             this question can only count as a miss",
+            file.display(),
+            u.line,
+            u.citation
+        )
+    });
+    first_listed(each.collect(), |more| {
+        format!("eval: warning: and {more} more expected citations naming pages not in the index")
+    })
 }
 
 /// The pages (sources) of every indexed document that has passages, over all roots.
@@ -476,18 +498,14 @@ pub fn misses(r: &Report) -> String {
     let section = |out: &mut String, title: &str, cases: Vec<&CaseResult>, detail: &dyn Fn(&CaseResult) -> String| {
         out.push_str(&format!("{title}: {}\n", cases.len()));
         for c in cases {
-            out.push_str(&format!("  line {} [{}] {}\n", c.line, c.lang, clip(&c.q)));
-            let d = detail(c);
-            if !d.is_empty() {
-                out.push_str(&format!("      {d}\n"));
-            }
+            out.push_str(&format!("  line {} [{}] {}\n      {}\n", c.line, c.lang, clip(&c.q), detail(c)));
         }
     };
+    let first = |c: &CaseResult| c.top_citations.first().map_or("nothing".to_string(), |f| f.clone());
     let answerable = || r.cases.iter().filter(|c| !c.unanswerable);
     section(&mut out, "expected page not first", answerable().filter(|c| c.rank != Some(1)).collect(), &|c| {
         let rank = c.rank.map_or("not in the top 10".to_string(), |k| format!("rank {k}"));
-        let first = c.top_citations.first().map_or("nothing".to_string(), |f| f.clone());
-        format!("{rank}; expected {}; first: {first}", c.expect.join(", "))
+        format!("{rank}; expected {}; first: {}", c.expect.join(", "), first(c))
     });
     section(
         &mut out,
@@ -499,10 +517,7 @@ pub fn misses(r: &Report) -> String {
         &mut out,
         "unanswerable but answered",
         r.cases.iter().filter(|c| c.unanswerable && c.outcome != Outcome::Abstained).collect(),
-        &|c| {
-            let first = c.top_citations.first().map_or("nothing".to_string(), |f| f.clone());
-            format!("gate score {:.2}; first: {first}", c.gate_score)
-        },
+        &|c| format!("gate score {:.2}; first: {}", c.gate_score, first(c)),
     );
     out
 }
