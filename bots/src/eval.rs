@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use supportbot_core::answer::{Answerer, Incoming, Outcome, gate_score};
 use supportbot_core::lang::is_cjk_text;
@@ -394,7 +395,9 @@ pub fn rank_of_expected(case: &Case, citations: &[String]) -> Option<usize> {
     }
 }
 
-/// Runs every case: a search for the retrieval figures, then a full answer.
+/// Runs every case: a search for the retrieval figures, then a full answer. A progress bar on
+/// stderr (drawn only on a terminal) counts the questions and keeps the running hit@1 and
+/// abstentions, since a model backend takes seconds per question.
 pub async fn run(
     cases: &[Case],
     searcher: &Searcher,
@@ -402,7 +405,13 @@ pub async fn run(
     backend: Option<&str>,
     max_passages: usize,
 ) -> anyhow::Result<Vec<CaseResult>> {
-    let mut out = Vec::with_capacity(cases.len());
+    let mut out: Vec<CaseResult> = Vec::with_capacity(cases.len());
+    let bar = ProgressBar::new(cases.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("eval [{bar:20}] {pos}/{len} questions, {msg}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
     for (i, case) in cases.iter().enumerate() {
         let results = searcher.search(&case.q, Some(10), &SearchFilter::default()).await?;
         let citations: Vec<String> = results.iter().map(|r| r.chunk.citation()).collect();
@@ -447,8 +456,20 @@ pub async fn run(
             },
             top_citations: citations.into_iter().take(5).collect(),
         });
+        bar.set_message(running_figures(&out));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(out)
+}
+
+/// The figures so far, for the progress bar: "hit@1 0.74, 3 abstained".
+fn running_figures(results: &[CaseResult]) -> String {
+    let answerable = results.iter().filter(|r| !r.unanswerable).count();
+    let first = results.iter().filter(|r| !r.unanswerable && r.rank == Some(1)).count();
+    let abstained = results.iter().filter(|r| r.outcome == Outcome::Abstained).count();
+    let hit = if answerable == 0 { String::new() } else { format!("hit@1 {:.2}, ", first as f64 / answerable as f64) };
+    format!("{hit}{abstained} abstained")
 }
 
 pub fn print_table(r: &Report) {
@@ -706,6 +727,17 @@ mod tests {
         );
         assert!(parse_error("en.hit_at_5").contains("SCOPE.METRIC=VALUE"));
         assert!(parse_error("en.hit_at_5=high").contains("not a number"));
+    }
+
+    #[test]
+    fn the_progress_bar_keeps_the_running_hit_rate_and_abstentions() {
+        let so_far = [
+            result(false, Some(1), Outcome::Answered),
+            result(false, Some(3), Outcome::Answered),
+            result(true, None, Outcome::Abstained),
+        ];
+        assert_eq!(running_figures(&so_far), "hit@1 0.50, 1 abstained");
+        assert_eq!(running_figures(&so_far[2..]), "1 abstained", "no hit rate before an answerable question");
     }
 
     #[test]
