@@ -1,5 +1,8 @@
-# Starts a throwaway PostgreSQL server for the test suite (sourced by scripts/test).
-# Exports SUPPORTBOT_TEST_POSTGRES_URL and stops the server when the calling shell exits.
+# A throwaway PostgreSQL server for the test suite; sourced by scripts/test, it only defines two
+# functions. start_test_postgres starts the server and exports SUPPORTBOT_TEST_POSTGRES_URL;
+# stop_test_postgres stops it and deletes its files. The caller decides when: scripts/test calls
+# start_test_postgres (unless SUPPORTBOT_TEST_POSTGRES_URL is already set) and sets
+# `trap stop_test_postgres EXIT`.
 # initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
 
 start_test_postgres() {

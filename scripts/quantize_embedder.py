@@ -7,7 +7,7 @@ model (about 90 MB per session) and computes in floats. This folds those weights
 once (ONNX Runtime's basic graph optimisations, saved), then quantises the MatMuls and the
 embedding tables with ONNX Runtime's dynamic quantisation: 8-bit weights with a scale per
 column, activations quantised to 8 bits as they are computed (MatMulInteger). The result is
-about 23 MB in memory, embeds about 1.7 times as fast on this kind of machine, and retrieves as
+about 23 MB in memory, embeds 1.6 to 1.7 times as fast on this kind of machine, and retrieves as
 well (BENCHMARKS.md, section 1). The output is deterministic for the pinned package versions;
 scripts/setup checks its sha256.
 

@@ -1,6 +1,7 @@
 //! Builds the core services from typed settings: the embedder, the knowledge store (embedded or
-//! Qdrant server) and the search parameters. Binaries call these; nothing here reads files other
-//! than the ones the settings name, or the environment.
+//! Qdrant server), the search parameters, the answer backends and the model chain, the answer
+//! config, the conversation memory limits and the root URLs for citation links. Binaries call
+//! these; nothing here reads files other than the ones the settings name, or the environment.
 
 use std::sync::Arc;
 use std::time::Duration;

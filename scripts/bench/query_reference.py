@@ -3,15 +3,17 @@
 
 Reads what the Rust bench (core/benches/query.rs) wrote into the work dir:
 
-- manifest.json: the model dir (model.onnx, tokenizer.json) and intra-op threads the Rust side
-  used, the truncation length, the questions in order, rounds, concurrency and warm-up count;
+- manifest.json: the model dir (model.onnx, tokenizer.json), the Rust side's embedding.threads
+  (how many one-thread sessions it spreads passages over; every Rust session computes on one
+  thread), the truncation length, the questions in order, rounds, concurrency and warm-up count;
 - vectors-N.npy: the N x dim dense vectors of the Rust index (little-endian f32, unit length).
 
 For every question it does what a minimal Python retrieval service would do:
 
 - embed it like the Rust embedder: tokenizers (tokenizer.json, [CLS] ... [SEP], truncation to
-  max_tokens), onnxruntime CPU session (ORT_ENABLE_ALL, intra_op_num_threads = the Rust
-  embedding threads), mean pooling over the attention mask, L2 normalisation;
+  max_tokens), onnxruntime CPU session (ORT_ENABLE_ALL, intra_op_num_threads = the manifest's
+  threads, i.e. embedding.threads used as intra-op threads of one session), mean pooling over the
+  attention mask, L2 normalisation;
 - brute-force cosine search with numpy: one matrix-vector product over the N x dim matrix (the
   rows are unit length, so the dot product is the cosine), top 10 by argpartition + sort.
 

@@ -1,8 +1,8 @@
 //! What every chat channel shares, with no Discord or Telegram types: the `ChannelCore` that
 //! admits a question (rate limits, shutdown), asks the one Answerer, logs the exchange and
 //! handles button presses; message splitting (`split`), rendering (`format`), button payloads
-//! (`feedback`) and rate limiting (`ratelimit`). Platform adapters only translate events and
-//! replies.
+//! (`feedback`), rate limiting (`ratelimit`) and escalations to an operators' chat
+//! (`escalation`). Platform adapters only translate events and replies.
 
 pub mod escalation;
 pub mod feedback;

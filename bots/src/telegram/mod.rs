@@ -6,7 +6,9 @@
 //!
 //! Map: `incoming` decides what a message asks and where the answer goes; `render` turns answers
 //! into messages and keyboards; `send` talks to the Bot API (flood control, HTML fallback,
-//! "typing…"); `handlers` ties them to the dispatcher; `webhook` is the secret-checked route.
+//! "typing…"); `handlers` ties them to the dispatcher; `webhook` is the secret-checked route;
+//! `escalate` posts to the operators' group and handles its buttons and replies; `deliver` sends
+//! an operator's reply to the chat (and forum topic) the question was asked in.
 //!
 //! The token only ever reaches teloxide: nothing here formats the `Bot` (its `Debug` shows the
 //! token), and teloxide removes the token from the URLs in its network errors.

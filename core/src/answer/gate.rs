@@ -2,7 +2,9 @@
 //! question at all (by cosine similarity, or for CJK questions, where the English embedder is
 //! blind, by how much of the question the character bigrams it shares with a passage cover),
 //! recognise requests that are not support questions (poems, chit-chat, attempts to extract the
-//! prompt), and redact personal data before text leaves for a hosted model.
+//! prompt), measure how many of a question's terms a passage holds (`lexical_coverage`), remove
+//! sentences planted in documents that instruct a language model (`neutralize_instructions`), and
+//! redact personal data before text leaves for a hosted model.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;

@@ -1,4 +1,5 @@
-//! The `KnowledgeStore` capability: chunks with a dense and a BM25 vector, per-document sync
+//! The `KnowledgeStore` capability: chunks with a dense and a BM25 vector (and, for CJK passages
+//! when the multilingual model is in use, a multilingual one, `dense_ml`), per-document sync
 //! records and collection metadata. Two vendors share one schema: `EdgeStore` (embedded
 //! qdrant-edge on disk, the default) and `QdrantStore` (a Qdrant server or cluster).
 

@@ -1,6 +1,7 @@
 """Embed passages and questions with all-MiniLM-L6-v2 int8 ONNX: truncation at 256 tokens,
 batch padded to its longest input, mean pooling over the attention mask, L2 normalise.
-Caches minilm_passages.npy / minilm_questions.npy. Usage: python embed_minilm.py [--limit N]"""
+Caches minilm_passages.npy / minilm_questions.npy.
+Usage: python embed_minilm.py [--limit N] [--batch N] [--threads N]"""
 import os, sys, time, json, argparse
 import numpy as np
 import onnxruntime as ort
