@@ -158,8 +158,9 @@ impl AskOutput {
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Print the report as JSON (with every question's result).
-    #[arg(long)]
+    /// Print the report as JSON (with every question's result), alone: not with the extras
+    /// printed after the table.
+    #[arg(long, conflicts_with_all = ["sweep", "misses", "baseline"])]
     pub json: bool,
     /// Also show how the relevance gate would behave at other thresholds (calibration).
     #[arg(long)]
@@ -186,8 +187,9 @@ pub struct EvalArgs {
     #[arg(long = "max", value_name = "SCOPE.METRIC=VALUE")]
     pub max: Vec<String>,
     /// The question set: one `{"q": ..., "expect": [...]}` or `{"q": ..., "unanswerable": true}` per line.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// Several files make one set (one per language, say); questions are named by file and line.
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -496,23 +498,26 @@ async fn open_services(
 }
 
 async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let cases = crate::eval::read_cases(&args.file)?;
+    let cases = crate::eval::read_cases(&args.files)?;
     let limits = crate::eval::parse_limits(&args.min, &args.max, &cases)?;
     let baseline = args.baseline.as_deref().map(crate::eval::read_baseline).transpose()?;
+    if let Some(path) = &args.report {
+        crate::eval::check_writable(path)?;
+    }
     let memory: Arc<dyn ConversationMemory> = Arc::new(InMemoryMemory::new(wiring::memory_limits(settings)));
     let (searcher, answerer) = open_services(settings, args.backend.as_deref(), memory).await?;
     let pages = crate::eval::indexed_pages(searcher.store().as_ref()).await?;
     let unindexed = crate::eval::unindexed(&cases, pages.iter().map(String::as_str));
-    for warning in crate::eval::unindexed_warnings(&args.file, &unindexed) {
+    for warning in crate::eval::unindexed_warnings(&unindexed) {
         eprintln!("{warning}");
     }
     let results =
         crate::eval::run(&cases, &searcher, &answerer, args.backend.as_deref(), settings.answer.max_passages).await?;
     let report = crate::eval::report(results, unindexed);
-    let json = if args.json || args.report.is_some() { Some(serde_json::to_string_pretty(&report)?) } else { None };
-    if let (Some(path), Some(json)) = (&args.report, &json) {
-        std::fs::write(path, json).map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
+    if report.overall.failed > 0 {
+        eprintln!("eval: warning: {}", crate::eval::failed_summary(&report));
     }
+    let json = if args.json || args.report.is_some() { Some(serde_json::to_string_pretty(&report)?) } else { None };
     if let (true, Some(json)) = (args.json, &json) {
         println!("{json}");
     } else {
@@ -528,6 +533,10 @@ async fn eval(settings: &Settings, args: EvalArgs) -> anyhow::Result<ExitCode> {
             println!();
             print!("{}", crate::eval::compare(&report, baseline));
         }
+    }
+    // Written after the table, so a report that cannot be written loses nothing on screen.
+    if let (Some(path), Some(json)) = (&args.report, &json) {
+        std::fs::write(path, json).map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
     }
     let failures = crate::eval::check_limits(&report, &limits)?;
     if !failures.is_empty() {

@@ -13,8 +13,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use supportbot_core::answer::{Answerer, Incoming, Outcome, gate_score};
-use supportbot_core::lang::is_cjk_text;
+use supportbot_core::answer::{AbstainReason, Answerer, Incoming, Outcome, gate_score};
+use supportbot_core::lang::{detect_language, is_cjk_text};
 use supportbot_core::search::Searcher;
 use supportbot_core::store::{KnowledgeStore, SearchFilter};
 
@@ -32,6 +32,9 @@ pub struct Case {
     /// The 1-based line of the question set it came from.
     #[serde(skip)]
     pub line: usize,
+    /// The question set it came from, as given.
+    #[serde(skip)]
+    pub file: String,
 }
 
 impl Case {
@@ -43,8 +46,14 @@ impl Case {
             .any(|e| if e.contains('#') { e == citation } else { citation.split('#').next() == Some(e.as_str()) })
     }
 
+    /// The group the question is counted in: its `lang` (lower case, without a region: `zh-CN`
+    /// counts as `zh`), or by its script: `zh`, `ja` or `ko` for CJK text, otherwise `en`.
     pub fn language(&self) -> String {
-        self.lang.clone().unwrap_or_else(|| if is_cjk_text(&self.q) { "zh".into() } else { "en".into() })
+        match &self.lang {
+            Some(lang) => lang.split(['-', '_']).next().unwrap_or(lang).trim().to_lowercase(),
+            None if is_cjk_text(&self.q) => detect_language(&self.q),
+            None => "en".into(),
+        }
     }
 }
 
@@ -61,14 +70,35 @@ fn first_listed(lines: Vec<String>, more: impl Fn(usize) -> String) -> Vec<Strin
     shown
 }
 
-/// Reads a question set. Every bad entry is named by its line (the first ten, and how many
-/// more): a line that is not a JSON object of the known fields, an empty question, one with
-/// neither `expect` nor `"unanswerable": true`, or with both. A set without questions is an
-/// error too, rather than a report of zeros.
-pub fn read_cases(path: &Path) -> anyhow::Result<Vec<Case>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+/// Reads question sets (one or several files, one set). Every bad entry is named by its file
+/// and line (the first ten, and how many more): a line that is not a JSON object of the known
+/// fields, an empty question, one with neither `expect` nor `"unanswerable": true`, or with
+/// both. A set without questions is an error too, rather than a report of zeros.
+pub fn read_cases(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Case>> {
     let mut cases = Vec::new();
     let mut bad = Vec::new();
+    for path in paths {
+        read_file(path.as_ref(), &mut cases, &mut bad)?;
+    }
+    if !bad.is_empty() {
+        anyhow::bail!(first_listed(bad, |more| format!("(and {more} more bad lines)")).join("\n"));
+    }
+    if cases.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.as_ref().display().to_string()).collect();
+        anyhow::bail!(
+            "{} {} no questions (one JSON object per line: {{\"q\": ..., \"expect\": [...]}})",
+            names.join(", "),
+            if names.len() == 1 { "holds" } else { "hold" }
+        );
+    }
+    Ok(cases)
+}
+
+/// The questions of one file into `cases`, its bad lines into `bad`.
+fn read_file(path: &Path, cases: &mut Vec<Case>, bad: &mut Vec<String>) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Editors on Windows may start the file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
             continue;
@@ -83,28 +113,52 @@ pub fn read_cases(path: &Path) -> anyhow::Result<Vec<Case>> {
                 Some("give `expect` citations or `\"unanswerable\": true`".into())
             }
             Ok(case) => {
-                cases.push(Case { line: i + 1, ..case });
+                cases.push(Case { line: i + 1, file: path.display().to_string(), ..case });
                 None
             }
         };
         bad.extend(problem.map(|p| format!("{} line {}: {p}", path.display(), i + 1)));
     }
-    if !bad.is_empty() {
-        anyhow::bail!(first_listed(bad, |more| format!("(and {more} more bad lines)")).join("\n"));
+    Ok(())
+}
+
+/// Where a question is, for a person: `line 12`, or `zh.jsonl line 12` when the set spans
+/// several files (the file's name only).
+fn place(file: &str, line: usize, many_files: bool) -> String {
+    if many_files {
+        let name = Path::new(file).file_name().map_or(file.into(), |n| n.to_string_lossy());
+        format!("{name} line {line}")
+    } else {
+        format!("line {line}")
     }
-    if cases.is_empty() {
-        anyhow::bail!(
-            "{} holds no questions (one JSON object per line: {{\"q\": ..., \"expect\": [...]}})",
-            path.display()
-        );
+}
+
+/// Whether the results come from more than one file.
+fn many_files(cases: &[CaseResult]) -> bool {
+    cases.iter().any(|c| c.file != cases[0].file)
+}
+
+/// Refuses, before any question is asked, a `--report` path that could not be written: its
+/// folder missing, or a folder in its place. (An hour of model answers is not lost to a typo.)
+pub fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        anyhow::bail!("cannot write the report to {}: no folder {}", path.display(), folder.display());
     }
-    Ok(cases)
+    if path.is_dir() {
+        anyhow::bail!("cannot write the report to {}: it is a folder", path.display());
+    }
+    Ok(())
 }
 
 /// An expected citation whose page the index does not hold: its question can only count as a
 /// miss (a typo, or a page not ingested).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Unindexed {
+    pub file: String,
     pub line: usize,
     pub citation: String,
 }
@@ -115,22 +169,20 @@ pub fn unindexed<'a>(cases: &[Case], pages: impl IntoIterator<Item = &'a str>) -
     let pages: std::collections::HashSet<&str> = pages.into_iter().collect();
     cases
         .iter()
-        .flat_map(|c| c.expect.iter().map(move |e| (c.line, e)))
+        .flat_map(|c| c.expect.iter().map(move |e| (c, e)))
         .filter(|(_, e)| !pages.contains(e.split('#').next().unwrap_or(e)))
-        .map(|(line, e)| Unindexed { line, citation: e.clone() })
+        .map(|(c, e)| Unindexed { file: c.file.clone(), line: c.line, citation: e.clone() })
         .collect()
 }
 
-/// The warnings for `unindexed` citations of the question set `file`, for a person: one per
-/// citation, the first ten, then how many more.
-pub fn unindexed_warnings(file: &Path, unindexed: &[Unindexed]) -> Vec<String> {
+/// The warnings for `unindexed` citations, for a person: one per citation with its file and
+/// line, the first ten, then how many more.
+pub fn unindexed_warnings(unindexed: &[Unindexed]) -> Vec<String> {
     let each = unindexed.iter().map(|u| {
         format!(
             "eval: warning: {} line {}: the index holds no page {} (a typo, or not ingested?); \
              this question can only count as a miss",
-            file.display(),
-            u.line,
-            u.citation
+            u.file, u.line, u.citation
         )
     });
     first_listed(each.collect(), |more| {
@@ -150,7 +202,8 @@ pub async fn indexed_pages(store: &dyn KnowledgeStore) -> anyhow::Result<Vec<Str
 /// What happened to one question.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
-    /// The line of the question set.
+    /// The question set (file) and line the question is on.
+    pub file: String,
     pub line: usize,
     pub q: String,
     /// The expected citations (empty for an unanswerable question).
@@ -172,6 +225,10 @@ pub struct CaseResult {
     pub coverage: f32,
     /// Name-like words of the question that no passage contains.
     pub unknown_terms: Vec<String>,
+    /// Why no answer could be made, when every backend asked failed (a timeout, a rate limit,
+    /// a server down): such a question is counted apart, not as an abstention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     /// Where the time of the answer went.
     pub latency: LatencyRecord,
     pub top_citations: Vec<String>,
@@ -209,52 +266,70 @@ pub fn percentile(values: &[u64], p: f64) -> u64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
-/// Figures for one language (or all).
+/// Figures for one language (or all). A figure over no questions (hit@1 of a group with only
+/// unanswerable questions) is `None`: `null` in JSON, `–` in the table.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Metrics {
     pub answerable: usize,
     pub unanswerable: usize,
-    pub hit_at_1: f64,
-    pub hit_at_5: f64,
-    pub mrr: f64,
+    /// Questions without an answer because every backend asked failed; they count in no share
+    /// below.
+    pub failed: usize,
+    pub hit_at_1: Option<f64>,
+    pub hit_at_5: Option<f64>,
+    pub mrr: Option<f64>,
     /// Share of unanswerable questions that abstained.
-    pub abstain_unanswerable: f64,
+    pub abstain_unanswerable: Option<f64>,
     /// Share of answerable questions that wrongly abstained.
-    pub abstain_answerable: f64,
+    pub abstain_answerable: Option<f64>,
     /// Among answered answerable questions: share whose answer cites an expected source.
-    pub answer_cites_expected: f64,
+    pub answer_cites_expected: Option<f64>,
     /// Among all answers with citations: share whose citations all point at retrieved passages.
-    pub citation_validity: f64,
+    pub citation_validity: Option<f64>,
 }
 
-fn share(n: usize, d: usize) -> f64 {
-    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+/// The names of the figures that are shares (what `--min` and `--max` bound).
+const SHARES: [&str; 7] = [
+    "hit_at_1",
+    "hit_at_5",
+    "mrr",
+    "abstain_unanswerable",
+    "abstain_answerable",
+    "answer_cites_expected",
+    "citation_validity",
+];
+
+fn share(n: usize, d: usize) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
 }
 
 pub fn metrics<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Metrics {
     let results: Vec<&CaseResult> = results.into_iter().collect();
     let answerable: Vec<&&CaseResult> = results.iter().filter(|r| !r.unanswerable).collect();
     let unanswerable: Vec<&&CaseResult> = results.iter().filter(|r| r.unanswerable).collect();
-    let answered: Vec<&&&CaseResult> = answerable.iter().filter(|r| r.outcome != Outcome::Abstained).collect();
+    // Retrieval is measured on every question; what the answer did, only where one was made.
+    let (answerable_run, unanswerable_run): (Vec<&&CaseResult>, Vec<&&CaseResult>) =
+        results.iter().filter(|r| r.failed.is_none()).partition(|r| !r.unanswerable);
+    let answered: Vec<&&CaseResult> =
+        answerable_run.iter().copied().filter(|r| r.outcome != Outcome::Abstained).collect();
     let with_citations: Vec<&&CaseResult> = results.iter().filter(|r| r.outcome != Outcome::Abstained).collect();
     Metrics {
         answerable: answerable.len(),
         unanswerable: unanswerable.len(),
+        failed: results.iter().filter(|r| r.failed.is_some()).count(),
         hit_at_1: share(answerable.iter().filter(|r| r.rank == Some(1)).count(), answerable.len()),
         hit_at_5: share(answerable.iter().filter(|r| r.rank.is_some_and(|k| k <= 5)).count(), answerable.len()),
-        mrr: if answerable.is_empty() {
-            0.0
-        } else {
+        mrr: (!answerable.is_empty()).then(|| {
             answerable.iter().map(|r| r.rank.map_or(0.0, |k| 1.0 / k as f64)).sum::<f64>() / answerable.len() as f64
-        },
+        }),
         abstain_unanswerable: share(
-            unanswerable.iter().filter(|r| r.outcome == Outcome::Abstained).count(),
-            unanswerable.len(),
+            unanswerable_run.iter().filter(|r| r.outcome == Outcome::Abstained).count(),
+            unanswerable_run.len(),
         ),
         abstain_answerable: share(
-            answerable.iter().filter(|r| r.outcome == Outcome::Abstained).count(),
-            answerable.len(),
+            answerable_run.iter().filter(|r| r.outcome == Outcome::Abstained).count(),
+            answerable_run.len(),
         ),
         answer_cites_expected: share(answered.iter().filter(|r| r.cited_expected).count(), answered.len()),
         citation_validity: share(with_citations.iter().filter(|r| r.citations_valid).count(), with_citations.len()),
@@ -274,27 +349,34 @@ pub struct Limit {
     pub floor: bool,
 }
 
+/// The counts a limit may also bound (`overall.failed=0`).
+const COUNTS: [&str; 3] = ["answerable", "unanswerable", "failed"];
+
 /// Parses floors (`min`) and ceilings (`max`) written `SCOPE.METRIC=VALUE` (`en.hit_at_5=0.95`,
 /// `overall.abstain_answerable=0.05`) for the question set `cases`, before any question is
-/// asked: a malformed limit, an unknown metric or a language none of the questions is in is an
-/// error.
+/// asked. An error: a malformed limit, an unknown metric, a share bounded outside 0–1, a
+/// language none of the questions is in, or a figure the set cannot measure (hit@5 of a
+/// language with only unanswerable questions).
 pub fn parse_limits(min: &[String], max: &[String], cases: &[Case]) -> anyhow::Result<Vec<Limit>> {
     let mut languages: Vec<String> = cases.iter().map(Case::language).collect();
     languages.sort();
     languages.dedup();
-    let names: Vec<String> = match serde_json::to_value(Metrics::default())? {
-        serde_json::Value::Object(o) => o.keys().cloned().collect(),
-        _ => Vec::new(),
-    };
+    let names: Vec<&str> = SHARES.iter().chain(&COUNTS).copied().collect();
     let mut limits = Vec::new();
     for (given, floor) in min.iter().map(|l| (l, true)).chain(max.iter().map(|l| (l, false))) {
-        let (key, value) =
-            given.split_once('=').with_context(|| format!("limit {given:?}: expected SCOPE.METRIC=VALUE"))?;
-        let (scope, metric) =
-            key.split_once('.').with_context(|| format!("limit {given:?}: expected SCOPE.METRIC=VALUE"))?;
+        let malformed = || format!("limit {given:?}: expected SCOPE.METRIC=VALUE");
+        let (key, value) = given.split_once('=').with_context(malformed)?;
+        let (scope, metric) = key.split_once('.').with_context(malformed)?;
+        let (scope, metric) = (scope.trim(), metric.trim());
         let bound: f64 = value.trim().parse().with_context(|| format!("limit {given:?}: {value:?} is not a number"))?;
-        if !names.iter().any(|n| n == metric) {
+        if !names.contains(&metric) {
             anyhow::bail!("limit {given:?}: unknown metric {metric:?} (have: {})", names.join(", "));
+        }
+        if SHARES.contains(&metric) && !(0.0..=1.0).contains(&bound) {
+            anyhow::bail!("limit {given:?}: {metric} is a share from 0 to 1 (0.95, not 95)");
+        }
+        if !bound.is_finite() || bound < 0.0 {
+            anyhow::bail!("limit {given:?}: {value:?} is not a count");
         }
         if scope != "overall" && !languages.iter().any(|l| l == scope) {
             anyhow::bail!(
@@ -302,14 +384,32 @@ pub fn parse_limits(min: &[String], max: &[String], cases: &[Case]) -> anyhow::R
                 languages.join(", ")
             );
         }
+        let in_scope = || cases.iter().filter(|c| scope == "overall" || c.language() == scope);
+        let needs = match metric {
+            "abstain_unanswerable" => Some((true, "unanswerable")),
+            "hit_at_1" | "hit_at_5" | "mrr" | "abstain_answerable" | "answer_cites_expected" => {
+                Some((false, "answerable"))
+            }
+            _ => None,
+        };
+        if let Some((unanswerable, kind)) = needs
+            && !in_scope().any(|c| c.unanswerable == unanswerable)
+        {
+            anyhow::bail!("limit {given:?}: {scope} has no {kind} questions to measure {metric} on");
+        }
         limits.push(Limit { text: given.clone(), scope: scope.into(), metric: metric.into(), bound, floor });
     }
     Ok(limits)
 }
 
-/// Checks the report against `limits` (from [`parse_limits`]). Returns what is out of bounds.
+/// Checks the report against `limits` (from [`parse_limits`]). Returns what is out of bounds,
+/// a figure that could not be measured, and, when there are limits at all, questions whose
+/// answer failed: a gate must not pass on a run whose model was down.
 pub fn check_limits(report: &Report, limits: &[Limit]) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
+    if !limits.is_empty() && report.overall.failed > 0 {
+        failures.push(failed_summary(report));
+    }
     for limit in limits {
         let Limit { text, scope, metric, bound, floor } = limit;
         let metrics = if scope == "overall" {
@@ -321,16 +421,36 @@ pub fn check_limits(report: &Report, limits: &[Limit]) -> anyhow::Result<Vec<Str
                 })
             })?
         };
-        let actual = serde_json::to_value(metrics)?
-            .get(metric)
-            .and_then(serde_json::Value::as_f64)
-            .with_context(|| format!("limit {text:?}: unknown metric {metric:?}"))?;
+        let value = serde_json::to_value(metrics)?;
+        let value = value.get(metric).with_context(|| format!("limit {text:?}: unknown metric {metric:?}"))?;
+        let Some(actual) = value.as_f64() else {
+            failures.push(format!("{scope}.{metric}: no questions to measure it on (no answers with citations?)"));
+            continue;
+        };
         if (*floor && actual < *bound) || (!*floor && actual > *bound) {
             let relation = if *floor { "below the floor" } else { "above the ceiling" };
             failures.push(format!("{scope}.{metric} = {actual:.3}, {relation} {bound}"));
         }
     }
     Ok(failures)
+}
+
+/// How many questions got no answer because every backend failed, and the first reason.
+pub fn failed_summary(report: &Report) -> String {
+    let failed: Vec<&CaseResult> = report.cases.iter().filter(|c| c.failed.is_some()).collect();
+    let first = failed.first().map_or(String::new(), |c| {
+        format!(
+            " (first: {}: {})",
+            place(&c.file, c.line, many_files(&report.cases)),
+            c.failed.as_deref().unwrap_or_default()
+        )
+    });
+    format!(
+        "{} of {} questions got no answer because every backend asked failed{first}; \
+         they count in no share of answers",
+        failed.len(),
+        report.cases.len()
+    )
 }
 
 /// A latency stage: its name and how to read it from a record.
@@ -431,8 +551,22 @@ pub async fn run(
         }
         // A fresh conversation per question: no follow-up context leaks between cases.
         let answer = answerer.answer(&Incoming::new("eval", &format!("eval-{i}"), "eval", &case.q), backend).await;
-        let retrieved: Vec<&str> = answer.passages.iter().map(|p| p.citation.as_str()).collect();
+        // A citation is valid when it names a retrieved passage, or the page a retrieved curated
+        // answer rests on (which it cites instead of itself).
+        let mut retrieved: Vec<&str> = answer.passages.iter().map(|p| p.citation.as_str()).collect();
+        retrieved.extend(
+            results
+                .iter()
+                .filter(|r| retrieved.contains(&r.chunk.citation().as_str()))
+                .filter_map(|r| r.chunk.cites.as_deref())
+                .collect::<Vec<_>>(),
+        );
+        let failed = (answer.abstain_reason == Some(AbstainReason::Error)).then(|| {
+            let reasons: Vec<String> = answer.failures.iter().map(|f| format!("{}: {}", f.backend, f.error)).collect();
+            if reasons.is_empty() { "an internal error (see the log)".to_string() } else { reasons.join("; ") }
+        });
         out.push(CaseResult {
+            file: case.file.clone(),
             line: case.line,
             q: case.q.clone(),
             expect: case.expect.clone(),
@@ -446,6 +580,7 @@ pub async fn run(
             cosine,
             coverage,
             unknown_terms,
+            failed,
             latency: LatencyRecord {
                 retrieval: answer.latency.retrieval,
                 prompt: answer.latency.prompt,
@@ -467,9 +602,11 @@ pub async fn run(
 fn running_figures(results: &[CaseResult]) -> String {
     let answerable = results.iter().filter(|r| !r.unanswerable).count();
     let first = results.iter().filter(|r| !r.unanswerable && r.rank == Some(1)).count();
-    let abstained = results.iter().filter(|r| r.outcome == Outcome::Abstained).count();
+    let abstained = results.iter().filter(|r| r.outcome == Outcome::Abstained && r.failed.is_none()).count();
+    let failed = results.iter().filter(|r| r.failed.is_some()).count();
     let hit = if answerable == 0 { String::new() } else { format!("hit@1 {:.2}, ", first as f64 / answerable as f64) };
-    format!("{hit}{abstained} abstained")
+    let failed = if failed == 0 { String::new() } else { format!(", {failed} failed") };
+    format!("{hit}{abstained} abstained{failed}")
 }
 
 pub fn print_table(r: &Report) {
@@ -478,24 +615,29 @@ pub fn print_table(r: &Report) {
         "lang", "ans", "unans", "hit@1", "hit@5", "MRR", "abst(un)", "abst(ans)", "cites-exp", "cit-valid"
     );
     let row = |name: &str, m: &Metrics| {
+        let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
         println!(
-            "{:<8} {:>5} {:>5} {:>6.2} {:>6.2} {:>6.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            "{:<8} {:>5} {:>5} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}",
             name,
             m.answerable,
             m.unanswerable,
-            m.hit_at_1,
-            m.hit_at_5,
-            m.mrr,
-            m.abstain_unanswerable,
-            m.abstain_answerable,
-            m.answer_cites_expected,
-            m.citation_validity
+            f(m.hit_at_1),
+            f(m.hit_at_5),
+            f(m.mrr),
+            f(m.abstain_unanswerable),
+            f(m.abstain_answerable),
+            f(m.answer_cites_expected),
+            f(m.citation_validity)
         )
     };
     for (lang, m) in &r.by_language {
         row(lang, m);
     }
     row("all", &r.overall);
+    if r.overall.failed > 0 {
+        println!();
+        println!("{}", failed_summary(r));
+    }
     if !r.latency_ms.is_empty() {
         println!();
         println!("latency of model answers (ms): stage p50/p95");
@@ -512,6 +654,7 @@ pub fn print_table(r: &Report) {
 /// that were answered. Each names its line in the question set.
 pub fn misses(r: &Report) -> String {
     let mut out = String::new();
+    let many = many_files(&r.cases);
     let clip = |q: &str| {
         let q: String = q.chars().take(100).collect();
         if q.chars().count() < 100 { q } else { format!("{q}…") }
@@ -519,7 +662,8 @@ pub fn misses(r: &Report) -> String {
     let section = |out: &mut String, title: &str, cases: Vec<&CaseResult>, detail: &dyn Fn(&CaseResult) -> String| {
         out.push_str(&format!("{title}: {}\n", cases.len()));
         for c in cases {
-            out.push_str(&format!("  line {} [{}] {}\n      {}\n", c.line, c.lang, clip(&c.q), detail(c)));
+            let at = place(&c.file, c.line, many);
+            out.push_str(&format!("  {at} [{}] {}\n      {}\n", c.lang, clip(&c.q), detail(c)));
         }
     };
     let first = |c: &CaseResult| c.top_citations.first().map_or("nothing".to_string(), |f| f.clone());
@@ -531,9 +675,13 @@ pub fn misses(r: &Report) -> String {
     section(
         &mut out,
         "answerable but abstained",
-        answerable().filter(|c| c.outcome == Outcome::Abstained).collect(),
+        answerable().filter(|c| c.outcome == Outcome::Abstained && c.failed.is_none()).collect(),
         &|c| format!("gate score {:.2}", c.gate_score),
     );
+    let failed: Vec<&CaseResult> = r.cases.iter().filter(|c| c.failed.is_some()).collect();
+    if !failed.is_empty() {
+        section(&mut out, "no answer: every backend asked failed", failed, &|c| c.failed.clone().unwrap_or_default());
+    }
     section(
         &mut out,
         "unanswerable but answered",
@@ -584,14 +732,15 @@ pub fn compare(r: &Report, base: &Baseline) -> String {
         "{:<8} {:>13} {:>13} {:>13} {:>13} {:>13}\n",
         "lang", "hit@1", "hit@5", "MRR", "abst(un)", "abst(ans)"
     ));
-    let cell = |now: f64, was: Option<f64>| match was {
+    let cell = |now: Option<f64>, was: Option<f64>| match (now, was) {
         // A change that rounds to nothing shows as +0.00, never -0.00 (a figure read back from
         // JSON may differ from the same one computed by its last bit).
-        Some(was) => format!("{now:.2} ({:+.2})", if (now - was).abs() < 0.005 { 0.0 } else { now - was }),
-        None => format!("{now:.2} (new)"),
+        (Some(now), Some(was)) => format!("{now:.2} ({:+.2})", if (now - was).abs() < 0.005 { 0.0 } else { now - was }),
+        (Some(now), None) => format!("{now:.2} (new)"),
+        (None, _) => "–".to_string(),
     };
     let row = |out: &mut String, name: &str, m: &Metrics, b: Option<&Metrics>| {
-        let f = |get: fn(&Metrics) -> f64| cell(get(m), b.map(get));
+        let f = |get: fn(&Metrics) -> Option<f64>| cell(get(m), b.and_then(get));
         out.push_str(&format!(
             "{:<8} {:>13} {:>13} {:>13} {:>13} {:>13}\n",
             name,
@@ -607,18 +756,23 @@ pub fn compare(r: &Report, base: &Baseline) -> String {
     }
     row(&mut out, "all", &r.overall, Some(&base.overall));
 
-    let before: std::collections::HashMap<&str, &BaselineCase> =
-        base.cases.iter().rev().map(|c| (c.q.as_str(), c)).collect();
+    // Questions are matched by their text and, for a text asked more than once, by which
+    // occurrence it is.
+    let before: std::collections::HashMap<(&str, usize), &BaselineCase> =
+        occurrences(base.cases.iter().map(|c| c.q.as_str())).zip(&base.cases).collect();
     let rank = |k: Option<usize>| k.map_or("-".to_string(), |k| k.to_string());
+    let many = many_files(&r.cases);
     // A question not in the top 10 ranks below every one that is.
     let depth = |k: Option<usize>| k.unwrap_or(usize::MAX);
     let (mut higher, mut lower, mut right, mut wrong, mut new) = (vec![], vec![], vec![], vec![], 0);
-    for c in &r.cases {
-        let Some(b) = before.get(c.q.as_str()) else {
+    let keys: Vec<(&str, usize)> = occurrences(r.cases.iter().map(|c| c.q.as_str())).collect();
+    for (c, key) in r.cases.iter().zip(&keys) {
+        let Some(b) = before.get(key) else {
             new += 1;
             continue;
         };
-        let line = format!("  line {} [{}] {} → {}  {}", c.line, c.lang, rank(b.rank), rank(c.rank), c.q);
+        let at = place(&c.file, c.line, many);
+        let line = format!("  {at} [{}] {} → {}  {}", c.lang, rank(b.rank), rank(c.rank), c.q);
         if !c.unanswerable && depth(c.rank) < depth(b.rank) {
             higher.push(line);
         } else if !c.unanswerable && depth(c.rank) > depth(b.rank) {
@@ -629,8 +783,7 @@ pub fn compare(r: &Report, base: &Baseline) -> String {
             let kind = if c.unanswerable { "unanswerable" } else { "answerable" };
             let outcome = |o: Outcome| serde_json::to_value(o).ok().and_then(|v| v.as_str().map(String::from));
             let entry = format!(
-                "  line {} [{}] {kind}: {} → {}  {}",
-                c.line,
+                "  {at} [{}] {kind}: {} → {}  {}",
                 c.lang,
                 outcome(b.outcome).unwrap_or_default(),
                 outcome(c.outcome).unwrap_or_default(),
@@ -639,8 +792,8 @@ pub fn compare(r: &Report, base: &Baseline) -> String {
             if now { right.push(entry) } else { wrong.push(entry) }
         }
     }
-    let now: std::collections::HashSet<&str> = r.cases.iter().map(|c| c.q.as_str()).collect();
-    let gone = before.keys().filter(|q| !now.contains(*q)).count();
+    let now: std::collections::HashSet<&(&str, usize)> = keys.iter().collect();
+    let gone = before.keys().filter(|k| !now.contains(k)).count();
     out.push_str(&format!(
         "questions: {} ranked higher, {} lower; abstention now right on {}, now wrong on {}; \
          {new} not in the baseline, {gone} of the baseline not asked\n",
@@ -662,6 +815,16 @@ pub fn compare(r: &Report, base: &Baseline) -> String {
     out
 }
 
+/// Each text with how many times it came before: `a, b, a` → `(a, 0), (b, 0), (a, 1)`.
+fn occurrences<'a>(texts: impl Iterator<Item = &'a str>) -> impl Iterator<Item = (&'a str, usize)> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    texts.map(move |t| {
+        let n = seen.entry(t).or_default();
+        *n += 1;
+        (t, *n - 1)
+    })
+}
+
 /// Abstention shares if the gate threshold were `t`, per script group: (threshold,
 /// unanswerable abstaining, answerable abstaining).
 pub fn sweep(results: &[CaseResult], cjk: bool) -> Vec<(f32, f64, f64)> {
@@ -672,8 +835,8 @@ pub fn sweep(results: &[CaseResult], cjk: bool) -> Vec<(f32, f64, f64)> {
         .map(|t| {
             (
                 t,
-                share(un.iter().filter(|r| r.gate_score < t).count(), un.len()),
-                share(an.iter().filter(|r| r.gate_score < t).count(), an.len()),
+                share(un.iter().filter(|r| r.gate_score < t).count(), un.len()).unwrap_or(0.0),
+                share(an.iter().filter(|r| r.gate_score < t).count(), an.len()).unwrap_or(0.0),
             )
         })
         .collect()
@@ -709,7 +872,24 @@ mod tests {
             Vec::new(),
         );
         let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let cases = [Case { q: "how do I print?".into(), expect: vec![], unanswerable: true, lang: None, line: 1 }];
+        let cases = [
+            Case {
+                q: "how do I print?".into(),
+                expect: vec![],
+                unanswerable: true,
+                lang: None,
+                line: 1,
+                file: String::new(),
+            },
+            Case {
+                q: "how do I save?".into(),
+                expect: vec!["p.html".into()],
+                unanswerable: false,
+                lang: None,
+                line: 2,
+                file: String::new(),
+            },
+        ];
         let check = |min: &[&str], max: &[&str]| check_limits(&rep, &parse_limits(&strs(min), &strs(max), &cases)?);
         let ok = check(&["en.hit_at_1=0.5", "overall.abstain_unanswerable=1"], &[]).unwrap();
         assert!(ok.is_empty(), "{ok:?}");
@@ -727,6 +907,11 @@ mod tests {
         );
         assert!(parse_error("en.hit_at_5").contains("SCOPE.METRIC=VALUE"));
         assert!(parse_error("en.hit_at_5=high").contains("not a number"));
+        assert!(parse_error("en.hit_at_5=95").contains("hit_at_5 is a share from 0 to 1 (0.95, not 95)"));
+        assert!(parse_error("en.hit_at_5=NaN").contains("share from 0 to 1"), "a NaN floor would never fail");
+        assert!(parse_error("overall.failed=-1").contains("not a count"));
+        let spaced = parse_limits(&strs(&["en. hit_at_5 =0.9"]), &[], &cases).unwrap();
+        assert_eq!((spaced[0].scope.as_str(), spaced[0].metric.as_str(), spaced[0].bound), ("en", "hit_at_5", 0.9));
     }
 
     #[test]
@@ -748,6 +933,7 @@ mod tests {
             unanswerable: false,
             lang: None,
             line: 1,
+            file: String::new(),
         };
         assert!(case.expects("en-US/text/a.html#hd_id1"));
         assert!(case.expects("en-US/text/a.html"));
@@ -761,6 +947,7 @@ mod tests {
 
     fn result(unanswerable: bool, rank: Option<usize>, outcome: Outcome) -> CaseResult {
         CaseResult {
+            file: "set.jsonl".into(),
             line: 1,
             q: "q".into(),
             expect: if unanswerable { vec![] } else { vec!["p.html".into()] },
@@ -774,9 +961,73 @@ mod tests {
             cosine: 0.0,
             coverage: 0.0,
             unknown_terms: vec![],
+            failed: None,
             latency: LatencyRecord::default(),
             top_citations: vec![],
         }
+    }
+
+    #[test]
+    fn answers_that_failed_count_apart_and_fail_a_gate() {
+        let mut down = result(true, None, Outcome::Abstained);
+        down.line = 4;
+        down.failed = Some("gemini: 429 Too Many Requests".into());
+        let mut down_too = result(false, Some(1), Outcome::Abstained);
+        down_too.failed = down.failed.clone();
+        let rep = report(vec![result(true, None, Outcome::Abstained), down, down_too], vec![]);
+        let m = &rep.overall;
+        assert_eq!(m.failed, 2);
+        assert_eq!(m.hit_at_1, Some(1.0), "retrieval is measured on every question");
+        assert_eq!(m.abstain_unanswerable, Some(1.0), "of the one question whose answer was made");
+        assert_eq!(m.abstain_answerable, None, "no answerable question got an answer made");
+        let none = parse_limits(&[], &[], &[]).unwrap();
+        assert!(check_limits(&rep, &none).unwrap().is_empty(), "no limits, no gate");
+        let cases =
+            [Case { q: "q".into(), expect: vec![], unanswerable: true, lang: None, line: 1, file: String::new() }];
+        let gate = parse_limits(&["overall.abstain_unanswerable=0.9".into()], &[], &cases).unwrap();
+        let failures = check_limits(&rep, &gate).unwrap();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].starts_with(
+                "2 of 3 questions got no answer because every backend asked failed \
+                 (first: line 4: gemini: 429 Too Many Requests)"
+            ),
+            "{failures:?}"
+        );
+        assert!(misses(&rep).contains("no answer: every backend asked failed: 2\n  line 4 "), "{}", misses(&rep));
+    }
+
+    #[test]
+    fn a_figure_over_no_questions_is_absent_and_cannot_be_bounded() {
+        let rep = report(vec![result(true, None, Outcome::Abstained)], vec![]);
+        assert_eq!(rep.overall.hit_at_1, None);
+        assert_eq!(serde_json::to_value(&rep.overall).unwrap()["mrr"], serde_json::Value::Null);
+        let only_unanswerable =
+            [Case { q: "q".into(), expect: vec![], unanswerable: true, lang: None, line: 1, file: String::new() }];
+        let err = parse_limits(&["en.hit_at_5=0.9".into()], &[], &only_unanswerable).unwrap_err().to_string();
+        assert!(err.contains("en has no answerable questions to measure hit_at_5 on"), "{err}");
+        // Every answer abstained: no answers with citations to judge.
+        let gate = parse_limits(&["overall.citation_validity=1".into()], &[], &only_unanswerable).unwrap();
+        let failures = check_limits(&rep, &gate).unwrap();
+        assert_eq!(failures, ["overall.citation_validity: no questions to measure it on (no answers with citations?)"]);
+    }
+
+    #[test]
+    fn questions_are_grouped_by_their_language() {
+        let case = |q: &str, lang: Option<&str>| Case {
+            q: q.into(),
+            expect: vec!["p".into()],
+            unanswerable: false,
+            lang: lang.map(String::from),
+            line: 1,
+            file: String::new(),
+        };
+        assert_eq!(case("如何重置密码？", None).language(), "zh");
+        assert_eq!(case("パスワードをリセットするには？", None).language(), "ja");
+        assert_eq!(case("비밀번호를 재설정하려면?", None).language(), "ko");
+        assert_eq!(case("how do I reset my password?", None).language(), "en");
+        assert_eq!(case("如何重置密码？", Some("zh-CN")).language(), "zh", "a region counts as its language");
+        assert_eq!(case("Wie setze ich mein Passwort zurück?", Some("DE")).language(), "de");
     }
 
     #[test]
@@ -858,6 +1109,16 @@ mod tests {
     }
 
     #[test]
+    fn a_question_asked_twice_is_compared_with_the_same_occurrence() {
+        let case = |rank: Option<usize>| CaseResult { q: "twice".into(), ..result(false, rank, Outcome::Answered) };
+        let before = report(vec![case(Some(1)), case(Some(5))], vec![]);
+        let base: Baseline = serde_json::from_value(serde_json::to_value(&before).unwrap()).unwrap();
+        let text = compare(&report(vec![case(Some(1)), case(Some(5))], vec![]), &base);
+        assert!(text.contains("questions: 0 ranked higher, 0 lower;"), "{text}");
+        assert!(text.contains("0 not in the baseline, 0 of the baseline not asked"), "{text}");
+    }
+
+    #[test]
     fn metrics_count_ranks_and_abstentions() {
         let rs = vec![
             result(false, Some(1), Outcome::Answered),
@@ -867,13 +1128,14 @@ mod tests {
             result(true, None, Outcome::Answered),
         ];
         let m = metrics(&rs);
-        assert_eq!((m.answerable, m.unanswerable), (3, 2));
-        assert!((m.hit_at_1 - 1.0 / 3.0).abs() < 1e-9);
-        assert!((m.hit_at_5 - 2.0 / 3.0).abs() < 1e-9);
-        assert!((m.mrr - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-9);
-        assert!((m.abstain_unanswerable - 0.5).abs() < 1e-9);
-        assert!((m.abstain_answerable - 1.0 / 3.0).abs() < 1e-9);
-        assert!((m.answer_cites_expected - 0.5).abs() < 1e-9);
+        assert_eq!((m.answerable, m.unanswerable, m.failed), (3, 2, 0));
+        let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() < 1e-9);
+        assert!(near(m.hit_at_1, 1.0 / 3.0));
+        assert!(near(m.hit_at_5, 2.0 / 3.0));
+        assert!(near(m.mrr, (1.0 + 1.0 / 3.0) / 3.0));
+        assert!(near(m.abstain_unanswerable, 0.5));
+        assert!(near(m.abstain_answerable, 1.0 / 3.0));
+        assert!(near(m.answer_cites_expected, 0.5));
     }
 
     #[test]
@@ -899,7 +1161,7 @@ mod tests {
         let f = dir.path().join("q.jsonl");
         let read = |text: &str| {
             std::fs::write(&f, text).unwrap();
-            read_cases(&f)
+            read_cases(std::slice::from_ref(&f))
         };
         let err = |text: &str| read(text).unwrap_err().to_string();
         let good = "{\"q\": \"a\", \"expect\": [\"x\"]}";
@@ -922,6 +1184,28 @@ mod tests {
         // Good lines keep their line numbers.
         let cases = read(&format!("// a comment\n\n{good}\n")).unwrap();
         assert_eq!(cases.iter().map(|c| c.line).collect::<Vec<_>>(), [3]);
+        // A byte-order mark does not spoil the first line.
+        assert_eq!(read(&format!("\u{feff}{good}\n")).unwrap().len(), 1);
+        // Several files make one set; each question keeps its own file and line, and a bad line
+        // is named by its file.
+        let other = dir.path().join("zh.jsonl");
+        std::fs::write(&other, format!("\n{good}\n{{\"q\": \"b\"}}\n")).unwrap();
+        let err = read_cases(&[f.clone(), other.clone()]).unwrap_err().to_string();
+        assert!(err.contains(&format!("{} line 3: give `expect`", other.display())), "{err}");
+        std::fs::write(&other, format!("\n{good}\n")).unwrap();
+        let both = read_cases(&[f.clone(), other.clone()]).unwrap();
+        let places: Vec<(String, usize)> = both.iter().map(|c| (c.file.clone(), c.line)).collect();
+        assert_eq!(places, [(f.display().to_string(), 1), (other.display().to_string(), 2)]);
+    }
+
+    #[test]
+    fn questions_from_several_files_are_named_by_file() {
+        let mut zh = result(false, Some(2), Outcome::Answered);
+        (zh.file, zh.line) = ("sets/zh.jsonl".into(), 3);
+        let text = misses(&report(vec![result(false, Some(1), Outcome::Answered), zh.clone()], vec![]));
+        assert!(text.contains("  zh.jsonl line 3 [en] q\n"), "{text}");
+        let text = misses(&report(vec![zh], vec![]));
+        assert!(text.contains("  line 3 [en] q\n"), "one file: lines alone: {text}");
     }
 
     #[test]
@@ -932,6 +1216,7 @@ mod tests {
             unanswerable: false,
             lang: None,
             line,
+            file: "mine.jsonl".into(),
         };
         let cases = [
             case(1, &["guide/proxy.html#trusted-proxies", "guide/tls.html"]),
@@ -939,7 +1224,9 @@ mod tests {
             case(4, &["faq/general.yaml#gone"]),
         ];
         let missing = unindexed(&cases, ["guide/proxy.html", "guide/tls.html", "faq/general.yaml"]);
-        assert_eq!(missing, [Unindexed { line: 2, citation: "guide/prxy.html".into() }]);
+        assert_eq!(missing, [Unindexed { file: "mine.jsonl".into(), line: 2, citation: "guide/prxy.html".into() }]);
+        let warnings = unindexed_warnings(&missing);
+        assert!(warnings[0].starts_with("eval: warning: mine.jsonl line 2: the index holds no page guide/prxy.html"));
         assert_eq!(unindexed(&cases, []).len(), 4);
     }
 }

@@ -112,7 +112,7 @@ fn eval_warns_of_missing_pages_compares_with_a_baseline_and_refuses_bad_limits_b
     assert!(stderr.contains("line 3: the index holds no page docs/guide/prxy.html"), "{stderr}");
     assert!(!stderr.contains("line 1:"), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("eval JSON");
-    assert_eq!(report["unindexed"], serde_json::json!([{"line": 3, "citation": "docs/guide/prxy.html"}]));
+    assert_eq!(report["unindexed"], serde_json::json!([{"file": set, "line": 3, "citation": "docs/guide/prxy.html"}]));
     // The misspelt page can only be a miss; the other question still counts.
     assert_eq!(report["overall"]["answerable"], 2);
 
@@ -131,12 +131,34 @@ fn eval_warns_of_missing_pages_compares_with_a_baseline_and_refuses_bad_limits_b
     );
     assert!(!stdout.contains("(-") && stdout.contains("(+0.00)"), "{stdout}");
 
-    // A limit naming no metric fails at once, before any question is asked or figure printed.
-    let out = ws.run("supportbot", &["eval", "--min", "overall.hit_at_3=0.5", set]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unknown metric \"hit_at_3\""), "{stderr}");
-    assert!(out.stdout.is_empty(), "nothing was evaluated: {}", String::from_utf8_lossy(&out.stdout));
+    // A limit naming no metric fails at once, before any question is asked or figure printed;
+    // so does a share bounded as a percentage, and a report that could not be written.
+    for (args, says) in [
+        (vec!["--min", "overall.hit_at_3=0.5"], "unknown metric \"hit_at_3\""),
+        (vec!["--min", "overall.hit_at_5=95"], "hit_at_5 is a share from 0 to 1"),
+        (vec!["--report", "no/such/folder/r.json"], "cannot write the report to no/such/folder/r.json"),
+    ] {
+        let out = ws.run("supportbot", &[&["eval"], &args[..], &[set]].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing was evaluated: {}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    // A model that cannot be reached: the questions are counted as failed, not as abstentions,
+    // and a gate does not pass on such a run.
+    let out = ws
+        .command("supportbot")
+        .args(["eval", "--backend", "openai", "--max", "overall.abstain_answerable=1", set])
+        .env("SUPPORTBOT__OPENAI__BASE_URL", "http://127.0.0.1:9/v1")
+        .env("SUPPORTBOT__LLM__MAX_RETRIES", "0")
+        .output()
+        .expect("spawn");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("questions got no answer because every backend asked failed"), "{stderr}");
+    let all = stdout.lines().find(|l| l.starts_with("all ")).expect("an `all` row");
+    assert!(all.contains(" – "), "no answers made, so no share of answers: {all}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
