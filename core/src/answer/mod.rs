@@ -190,18 +190,19 @@ const COVERAGE_FOR_BONUS: f32 = 0.75;
 /// - questions in a CJK script: the best, over the top `max_passages` passages, of the share of
 ///   the question's character bigrams or words found in the passage (the English embedder's
 ///   cosine means nothing there: it rates any two Chinese texts as near-identical);
-/// - others: the best cosine similarity, plus a small bonus for passages holding most of the
-///   question's terms.
+/// - others: the best cosine similarity over the same top `max_passages` passages (those a
+///   backend is shown and the extractive answer quotes from), plus a small bonus for passages
+///   holding most of the question's terms.
 pub fn gate_score(question: &str, results: &[SearchResult], max_passages: usize) -> f32 {
     if is_cjk_text(question) {
         results.iter().take(max_passages).map(|r| gate::cjk_relevance(question, &r.chunk.text)).fold(0.0, f32::max)
     } else {
         results
             .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
+            .take(max_passages)
+            .filter_map(|r| {
                 let cos = r.dense_score?;
-                let covered = i < max_passages && gate::lexical_coverage(question, &r.chunk.text) >= COVERAGE_FOR_BONUS;
+                let covered = gate::lexical_coverage(question, &r.chunk.text) >= COVERAGE_FOR_BONUS;
                 Some(if covered { cos + COVERAGE_BONUS } else { cos })
             })
             .fold(0.0, f32::max)
@@ -305,7 +306,10 @@ impl Answerer {
         {
             let _ = sink.send(answer.text.clone());
         }
-        if answer.abstain_reason != Some(AbstainReason::Error) {
+        // Only answered turns are remembered: a refused prompt injection must not come back as
+        // history in the next prompt, and a "thanks!" or an unanswerable question in between
+        // must not become what the next follow-up continues.
+        if answer.outcome != Outcome::Abstained {
             self.memory.record(&incoming.conversation, Turn::new(incoming.text.trim(), answer.text.clone()));
         }
         tracing::info!(
@@ -666,6 +670,44 @@ impl Answerer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::Chunk;
+
+    fn result(rank: usize, text: &str, cosine: f32) -> SearchResult {
+        let chunk = Chunk {
+            id: uuid::Uuid::nil(),
+            root: "docs".into(),
+            source: format!("p{rank}.md"),
+            chunk_index: 0,
+            title: "T".into(),
+            heading_path: vec![],
+            anchor: None,
+            kind: DocKind::Doc,
+            language: "en".into(),
+            tags: vec![],
+            text: text.into(),
+            embed_text: text.into(),
+            tokens: 50,
+            question: None,
+            answer: None,
+            url: None,
+            content_hash: "h".into(),
+            cites: None,
+        };
+        SearchResult { rank, score: 1.0 / rank as f32, dense_score: Some(cosine), bm25_score: None, chunk }
+    }
+
+    #[test]
+    fn the_gate_reads_only_the_passages_an_answer_is_made_from() {
+        let q = "How do I rotate the server certificate?";
+        let mut results: Vec<SearchResult> =
+            (1..=5).map(|i| result(i, "Unrelated text about billing.", 0.30)).collect();
+        results.push(result(6, "Unrelated text about invoices.", 0.80));
+        assert!((gate_score(q, &results, 5) - 0.30).abs() < 1e-6, "passage 6 is not shown, so it cannot open the gate");
+        assert!((gate_score(q, &results, 6) - 0.80).abs() < 1e-6);
+        // A shown passage holding most of the question's terms gets the bonus.
+        results[2] = result(3, "To rotate the server certificate, run drift cert rotate.", 0.35);
+        assert!((gate_score(q, &results, 5) - (0.35 + COVERAGE_BONUS)).abs() < 1e-6);
+    }
 
     #[test]
     fn follow_ups_are_recognised() {
