@@ -82,7 +82,8 @@ pub fn strip_unknown_links(text: &str, allowed_urls: &[String]) -> String {
 
 /// Rewrites the markers of `text` (drops those to passages that do not exist, merges duplicates
 /// of one source into its first number) and, with `strip_links` (a model's text), removes
-/// unknown links and echoed prompt delimiters. Returns
+/// unknown links and echoed prompt delimiters. Without it (quoted documentation), a bracketed
+/// number that names no passage is the document's own text and stays. Returns
 /// the text and the cited numbers in order of appearance.
 fn rewrite(text: &str, sources: &BTreeMap<usize, Citation>, strip_links: bool, cited: &mut Vec<usize>) -> String {
     // Several passages can come from the same place: cite each place once, by its first number.
@@ -92,6 +93,15 @@ fn rewrite(text: &str, sources: &BTreeMap<usize, Citation>, strip_links: bool, c
     }
     let text = MARKER.replace_all(text, |caps: &regex::Captures<'_>| {
         let leading_space = caps[0].starts_with(char::is_whitespace);
+        // Quoted documentation keeps its own brackets (`ports = [80, 443]`, `arr[0]`): there
+        // only a group whose every number names a passage is a marker.
+        let quoted_text = !strip_links
+            && NUMBER
+                .find_iter(&caps[0])
+                .any(|n| n.as_str().parse::<usize>().map_or(true, |n| !sources.contains_key(&n)));
+        if quoted_text {
+            return caps[0].to_string();
+        }
         let mut numbers: Vec<usize> = Vec::new();
         for part in NUMBER.find_iter(&caps[0]) {
             let Ok(n) = part.as_str().parse::<usize>() else { continue };
@@ -216,9 +226,19 @@ mod tests {
 
     #[test]
     fn markers_to_missing_passages_are_dropped() {
-        let c = check("Set HTTPS_PROXY [1]. Restart it [7]. Done [2, 9].", &sources(), false);
+        let c = check("Set HTTPS_PROXY [1]. Restart it [7]. Done [2, 9].", &sources(), true);
         assert_eq!(c.text, "Set HTTPS_PROXY [1]. Restart it. Done [2].");
         assert_eq!(c.citations.iter().map(|c| c.n).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn quoted_documentation_keeps_its_own_brackets() {
+        let quote = "Set ports = [80, 443], [2, 9] and read arr[0] first. [1]";
+        let c = check(quote, &sources(), false);
+        assert_eq!(c.text, quote);
+        assert_eq!(c.citations.iter().map(|c| c.n).collect::<Vec<_>>(), vec![1]);
+        // A model's text loses the markers that point nowhere.
+        assert_eq!(check(quote, &sources(), true).text, "Set ports =, [2] and read arr first. [1]");
     }
 
     #[test]
