@@ -217,7 +217,10 @@ fn shown_sources(sources: &BTreeMap<usize, Citation>, prompt: &Prompt) -> BTreeM
 /// Words that mark a question as continuing the previous one.
 const FOLLOW_UP_STARTS: &[&str] =
     &["and ", "what about", "how about", "also ", "but ", "or ", "same ", "then ", "那", "还有", "另外", "如果"];
-const FOLLOW_UP_WORDS: &[&str] = &["it", "its", "that", "this", "those", "these", "them", "there", "one"];
+/// Pronouns that point back. Not "there" or "one": "Is there a size limit?" and "Can I use more
+/// than one account?" stand alone, and searching them with the previous question answers them
+/// from its topic.
+const FOLLOW_UP_WORDS: &[&str] = &["it", "its", "that", "this", "those", "these", "them"];
 
 /// True when a question reads as a continuation ("and on Windows?", "what about that one?").
 pub fn looks_like_follow_up(question: &str) -> bool {
@@ -714,7 +717,12 @@ mod tests {
         for q in ["and on Windows?", "What about macOS?", "how do I change it?", "那 Windows 呢？", "macOS?"] {
             assert!(looks_like_follow_up(q), "{q}");
         }
-        for q in ["How do I install the server on Debian?", "Which ports does the sync service need open?"] {
+        for q in [
+            "How do I install the server on Debian?",
+            "Which ports does the sync service need open?",
+            "Is there a size limit?",
+            "Can I use more than one account?",
+        ] {
             assert!(!looks_like_follow_up(q), "{q}");
         }
     }
