@@ -401,6 +401,22 @@ async fn a_model_that_finds_no_answer_makes_the_bot_abstain() {
     assert!(!a["answer"].as_str().expect("answer").contains("NO_ANSWER"));
 }
 
+/// Streamed, the signal is never shown either, even behind an echoed prompt tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_no_answer_signal_is_not_shown() {
+    if !assets_available("no_answer_stream") {
+        return;
+    }
+    let mut ws = ingested(None);
+    let server = fakes::openai::start([Reply::pieces(["<answer>\n", "NO_", "ANSWER"])]).await;
+    ws.set_env("SUPPORTBOT__OPENAI__BASE_URL", &server.base_url);
+    ws.set_env("SUPPORTBOT__OPENAI__API_KEY", fakes::openai::API_KEY);
+    let text = chat(&ws, "Which ports do I have to open in the firewall?").await;
+    assert!(server.requests()[0].body["stream"] == true, "the model was asked, streaming");
+    assert!(!text.contains("NO_") && !text.contains("ANSWER"), "{text}");
+    assert!(text.contains("I couldn't find the answer"), "the bot abstains instead: {text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn personal_data_is_redacted_before_a_hosted_model_sees_it() {
     if !assets_available("redaction") {

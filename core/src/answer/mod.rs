@@ -568,7 +568,8 @@ impl Answerer {
                     let mut text = String::new();
                     let mut failures = s.failures;
                     // Hold text back while it could still be the "no answer" signal, which the
-                    // user must not see.
+                    // user must not see: any short text may turn out to hold it ("<answer>
+                    // NO_ANSWER", "The passages don't say. NO_ANSWER").
                     let mut held = generative;
                     while let Some(piece) = s.stream.next().await {
                         match piece {
@@ -576,9 +577,8 @@ impl Answerer {
                                 text.push_str(&piece);
                                 if held {
                                     let t = text.trim_start().trim_start_matches(['`', '*']);
-                                    let maybe_signal = (t.len() < prompt::NO_ANSWER.len()
-                                        && prompt::NO_ANSWER.starts_with(t))
-                                        || t.starts_with(prompt::NO_ANSWER);
+                                    let maybe_signal =
+                                        text.trim().len() < prompt::NO_ANSWER_WITHIN || t.starts_with(prompt::NO_ANSWER);
                                     if maybe_signal {
                                         continue;
                                     }

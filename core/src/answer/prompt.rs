@@ -169,10 +169,14 @@ pub fn render(input: &PromptInput, context_tokens: usize, max_passages: Option<u
     }
 }
 
+/// A text shorter than this that holds [`NO_ANSWER`] is a refusal ("The passages don't say.
+/// NO_ANSWER", "<answer>NO_ANSWER").
+pub const NO_ANSWER_WITHIN: usize = 80;
+
 /// True when a generative backend declined to answer.
 pub fn is_no_answer(text: &str) -> bool {
     let t = text.trim().trim_matches(|c: char| c == '.' || c == '`' || c == '*' || c.is_whitespace());
-    t.eq_ignore_ascii_case(NO_ANSWER) || (t.len() < 80 && t.contains(NO_ANSWER))
+    t.eq_ignore_ascii_case(NO_ANSWER) || (t.len() < NO_ANSWER_WITHIN && t.contains(NO_ANSWER))
 }
 
 #[cfg(test)]
