@@ -448,7 +448,9 @@ impl Answerer {
         }
 
         // Relevance gate, on a score with meaning (the fused score is relative to this question's candidates).
-        let confidence = gate_score(&question, &results, self.config.max_passages);
+        let gate = gate_score(&question, &results, self.config.max_passages);
+        // Reported on a 0-1 scale; the coverage bonus may take the gate's score past 1.
+        let confidence = gate.min(1.0);
         let threshold = if cjk { self.config.min_cjk_overlap } else { self.config.min_relevance };
         // In a CJK question, a Latin name the documentation never mentions ("Dropbox") means it
         // is about another product: lexical overlap on the rest of the question cannot tell.
@@ -461,7 +463,7 @@ impl Answerer {
                 }
             }
         }
-        if results.is_empty() || confidence < threshold || foreign_name {
+        if results.is_empty() || gate < threshold || foreign_name {
             let mut a = self.abstain(AbstainReason::NoRelevantPassage, &language, Notice::NoAnswer);
             a.confidence = confidence;
             a.passages = retrieved;
