@@ -1,20 +1,6 @@
 //! Script and language detection: which passages and questions are Chinese, Japanese or Korean
 //! (CJK), where the English-only embedder is weak and lexical retrieval must carry the search.
 
-/// Share of CJK characters among the letters of `text` (0.0 when it has no letters).
-pub fn cjk_share(text: &str) -> f32 {
-    let (mut letters, mut cjk) = (0usize, 0usize);
-    for c in text.chars() {
-        if is_cjk(c) {
-            cjk += 1;
-            letters += 1;
-        } else if c.is_alphabetic() {
-            letters += 1;
-        }
-    }
-    if letters == 0 { 0.0 } else { cjk as f32 / letters as f32 }
-}
-
 /// A CJK ideograph, kana or hangul syllable.
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -26,11 +12,25 @@ pub fn is_cjk(c: char) -> bool {
         | 0x20000..=0x2FA1F)
 }
 
-/// True when a question is mostly written in a CJK script. Latin product names inside a Chinese
-/// sentence ("如何安装 Driftwood") do not change that: a quarter of CJK letters is enough, because
-/// each CJK character carries a word's worth of meaning.
+/// True when a text is mostly written in a CJK script: at least as many CJK characters as words
+/// of other letters, since a CJK character carries about a word's worth of meaning. Latin
+/// product names inside a Chinese sentence ("怎么在 LibreOffice Calc 里用 VLOOKUP？") do not
+/// make it English, nor does a CJK name make an English sentence Chinese. (Counting letters
+/// instead, with a quarter of CJK ones enough, called that Calc question English.)
 pub fn is_cjk_text(text: &str) -> bool {
-    cjk_share(text) >= 0.25
+    let (mut cjk, mut words, mut in_word) = (0usize, 0usize, false);
+    for c in text.chars() {
+        if is_cjk(c) {
+            cjk += 1;
+            in_word = false;
+        } else if c.is_alphabetic() {
+            words += usize::from(!in_word);
+            in_word = true;
+        } else {
+            in_word = false;
+        }
+    }
+    cjk > 0 && cjk >= words
 }
 
 /// Language code of a passage: `zh`, `ja`, `ko` by script, otherwise what `whatlang` detects
@@ -175,6 +175,10 @@ mod tests {
     fn chinese_with_a_latin_product_name_is_cjk() {
         assert!(is_cjk_text("如何安装 Driftwood 服务器?"));
         assert_eq!(detect_language("如何安装 Driftwood 服务器?"), "zh");
+        // Several long names: 5 characters against 22 Latin letters, but only 3 words.
+        assert!(is_cjk_text("怎么在 LibreOffice Calc 里用 VLOOKUP？"));
+        assert_eq!(detect_language("怎么在 LibreOffice Calc 里用 VLOOKUP？"), "zh");
+        assert!(!is_cjk_text("How do I open 设置 in Writer?"), "a Chinese menu name in an English question");
     }
 
     #[test]

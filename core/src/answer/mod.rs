@@ -579,8 +579,8 @@ impl Answerer {
                                 text.push_str(&piece);
                                 if held {
                                     let t = text.trim_start().trim_start_matches(['`', '*']);
-                                    let maybe_signal =
-                                        text.trim().len() < prompt::NO_ANSWER_WITHIN || t.starts_with(prompt::NO_ANSWER);
+                                    let maybe_signal = text.trim().len() < prompt::NO_ANSWER_WITHIN
+                                        || t.starts_with(prompt::NO_ANSWER);
                                     if maybe_signal {
                                         continue;
                                     }
